@@ -1,0 +1,1 @@
+"""Numba kernels (max-product decoding and friends); each tested against a NumPy reference."""

@@ -1,0 +1,281 @@
+"""Face detectors behind one interface, and their calibration to landmark boxes.
+
+Every detector returns an (N, 5) float32 array of rows ``x0, y0, x1, y1, score`` sorted by
+descending score. The classifier is trained on the square box around the ground-truth
+landmarks (:func:`tracker.shapes.landmark_box`); :class:`BoxCalibration` corrects a
+detector's average offset and scale against those boxes (the paper's "pre" step before
+the learned refinement).
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from tracker.shapes import box_center_size, landmark_box
+
+DETECTOR_NAMES = ("dlib", "haar")
+
+
+class DetectorUnavailable(RuntimeError):
+    """A named face detector cannot be loaded in this environment."""
+
+
+class Detector(abc.ABC):
+    """A face detector: ``detect(image) -> (N, 5)`` rows x0, y0, x1, y1, score."""
+
+    name: str = "detector"
+
+    @abc.abstractmethod
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        """Faces in a BGR (H, W, 3) or grayscale (H, W) uint8 image, best first."""
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.detect(image)
+
+
+def _as_gray(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def _as_rgb_or_gray(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return np.ascontiguousarray(image)
+    code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    return cv2.cvtColor(image, code)
+
+
+def _sorted_rows(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    rows = np.zeros((len(boxes), 5), dtype=np.float32)
+    if len(boxes):
+        rows[:, :4] = boxes
+        rows[:, 4] = scores
+        rows = rows[np.argsort(-rows[:, 4], kind="stable")]
+    return rows
+
+
+def _import_dlib():
+    try:
+        import dlib
+    except ImportError as err:
+        raise DetectorUnavailable(
+            "dlib is not installed; install the 'dlib' extra (dlib-bin) or use 'haar'") from err
+    return dlib
+
+
+class DlibHogDetector(Detector):
+    """dlib's HOG + linear SVM frontal face detector (dlib imported on construction)."""
+
+    name = "dlib"
+
+    def __init__(self, upsample: int = 1, threshold: float = 0.0):
+        self.upsample = int(upsample)
+        self.threshold = float(threshold)
+        self._detector = _import_dlib().get_frontal_face_detector()
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        rects, scores, _ = self._detector.run(_as_rgb_or_gray(image), self.upsample,
+                                              self.threshold)
+        # dlib's right/bottom are inclusive pixel indices.
+        boxes = [(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects]
+        return _sorted_rows(np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+                            np.asarray(scores, dtype=np.float32))
+
+
+class HaarDetector(Detector):
+    """OpenCV's bundled Viola-Jones frontal cascade; score = number of merged neighbours."""
+
+    name = "haar"
+    CASCADE = "haarcascade_frontalface_default.xml"
+
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5,
+                 min_size: int = 24, equalize: bool = True):
+        path = Path(cv2.data.haarcascades) / self.CASCADE
+        self._cascade = cv2.CascadeClassifier(str(path))
+        if self._cascade.empty():
+            raise DetectorUnavailable(f"cannot load OpenCV cascade {path}")
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_size = min_size
+        self.equalize = equalize
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        gray = _as_gray(image)
+        if self.equalize:
+            gray = cv2.equalizeHist(gray)
+        rects, neighbours = self._cascade.detectMultiScale2(
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size))
+        rects = np.asarray(rects, dtype=np.float32).reshape(-1, 4)
+        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
+        return _sorted_rows(boxes, np.asarray(neighbours, dtype=np.float32).reshape(-1))
+
+
+def dlib_available() -> bool:
+    """Whether dlib can be imported."""
+    try:
+        _import_dlib()
+    except DetectorUnavailable:
+        return False
+    return True
+
+
+def default_detector(name: str = "auto", **kwargs) -> Detector:
+    """A detector by name: 'dlib', 'haar', or 'auto' (dlib when importable, else haar)."""
+    if name == "auto":
+        name = "dlib" if dlib_available() else "haar"
+    if name == "dlib":
+        return DlibHogDetector(**kwargs)
+    if name == "haar":
+        return HaarDetector(**kwargs)
+    raise ValueError(f"unknown detector {name!r}; choose from {DETECTOR_NAMES + ('auto',)}")
+
+
+# ----------------------------------------------------------------------------- boxes
+
+def iou(a, b) -> np.ndarray:
+    """Intersection over union of boxes (..., 4+) x0, y0, x1, y1; broadcasts."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def match_detections(det_boxes, gt_box, min_iou: float = 0.3) -> int:
+    """Index of the detection overlapping ``gt_box`` most, or -1 if none reaches min_iou."""
+    det_boxes = np.asarray(det_boxes, dtype=np.float64).reshape(-1, np.shape(det_boxes)[-1])
+    if len(det_boxes) == 0:
+        return -1
+    overlaps = iou(det_boxes[:, :4], np.asarray(gt_box, dtype=np.float64)[:4])
+    best = int(np.argmax(overlaps))
+    return best if overlaps[best] >= min_iou else -1
+
+
+def _box_from_center_size(center: np.ndarray, size: np.ndarray) -> np.ndarray:
+    half = size[..., None] / 2
+    return np.concatenate([center - half, center + half], axis=-1)
+
+
+def _center_size(boxes) -> tuple[np.ndarray, np.ndarray]:
+    return box_center_size(np.asarray(boxes, dtype=np.float64)[..., :4])
+
+
+@dataclass
+class BoxCalibration:
+    """Maps a detector's box to the square landmark box the classifier was trained on.
+
+    With the detector box made square (centre c, side s = mean side), the target is the
+    square of centre ``c + s * (ax, ay)`` and side ``s * exp(b)``. ``spread`` holds robust
+    standard deviations of the residual (x, y, log-scale) errors, in the same units, which
+    is what augmentation should simulate.
+    """
+
+    detector: str = "identity"
+    ax: float = 0.0
+    ay: float = 0.0
+    b: float = 0.0
+    spread: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    n_fit: int = 0
+
+    @classmethod
+    def identity(cls, detector: str = "identity") -> "BoxCalibration":
+        """The calibration that only makes boxes square."""
+        return cls(detector=detector)
+
+    @staticmethod
+    def offsets(det_boxes, gt_boxes) -> np.ndarray:
+        """Per-pair (dx / s, dy / s, log(side ratio)) from detector to target boxes, (N, 3)."""
+        c_det, s_det = _center_size(det_boxes)
+        c_gt, s_gt = _center_size(gt_boxes)
+        shift = (c_gt - c_det) / s_det[..., None]
+        return np.concatenate([shift, np.log(s_gt / s_det)[..., None]], axis=-1).reshape(-1, 3)
+
+    @classmethod
+    def fit(cls, det_boxes, gt_boxes, detector: str = "unknown") -> "BoxCalibration":
+        """Median offsets of matched (detector box, target box) pairs."""
+        d = cls.offsets(det_boxes, gt_boxes)
+        if len(d) == 0:
+            raise ValueError("cannot fit a box calibration on zero pairs")
+        median = np.median(d, axis=0)
+        mad_sigma = 1.4826 * np.median(np.abs(d - median), axis=0)
+        return cls(detector=detector, ax=float(median[0]), ay=float(median[1]),
+                   b=float(median[2]), spread=tuple(float(v) for v in mad_sigma),
+                   n_fit=int(len(d)))
+
+    def apply(self, boxes) -> np.ndarray:
+        """Calibrated square boxes (..., 4) for detector boxes (..., 4+) (a score is dropped)."""
+        center, side = _center_size(boxes)
+        center = center + side[..., None] * np.array([self.ax, self.ay])
+        return _box_from_center_size(center, side * np.exp(self.b))
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able fields."""
+        return {"detector": self.detector, "ax": float(self.ax), "ay": float(self.ay),
+                "b": float(self.b), "spread": [float(v) for v in self.spread],
+                "n_fit": int(self.n_fit)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BoxCalibration":
+        """Inverse of :meth:`to_dict` (missing optional fields take defaults)."""
+        return cls(detector=str(data.get("detector", "unknown")), ax=float(data["ax"]),
+                   ay=float(data["ay"]), b=float(data["b"]),
+                   spread=tuple(float(v) for v in data.get("spread", (0.0, 0.0, 0.0))),
+                   n_fit=int(data.get("n_fit", 0)))
+
+
+def _load_image(image) -> np.ndarray:
+    if isinstance(image, (str, Path)):
+        loaded = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if loaded is None:
+            raise FileNotFoundError(f"cannot read image {image}")
+        return loaded
+    return image
+
+
+def collect_matches(detector: Detector, images: Iterable, landmarks: Iterable,
+                    min_iou: float = 0.3) -> tuple[np.ndarray, np.ndarray, int]:
+    """Matched (detector boxes (M, 4), landmark boxes (M, 4)) and the number of images."""
+    det_rows, gt_rows, n_images = [], [], 0
+    for image, points in zip(images, landmarks):
+        n_images += 1
+        gt = landmark_box(np.asarray(points, dtype=np.float64))
+        found = detector.detect(_load_image(image))
+        k = match_detections(found, gt, min_iou)
+        if k >= 0:
+            det_rows.append(found[k, :4])
+            gt_rows.append(gt)
+    det = np.asarray(det_rows, dtype=np.float64).reshape(-1, 4)
+    gt = np.asarray(gt_rows, dtype=np.float64).reshape(-1, 4)
+    return det, gt, n_images
+
+
+def fit_calibration(detector: Detector, images: Iterable, landmarks: Iterable,
+                    min_iou: float = 0.3) -> tuple[BoxCalibration, dict]:
+    """Run ``detector`` on images (arrays or paths), match to landmark boxes, fit.
+
+    Returns the calibration and stats: n_images, n_detected, detection_rate, and the mean
+    IoU with the landmark box before (raw detector box) and after calibration.
+    """
+    det, gt, n_images = collect_matches(detector, images, landmarks, min_iou)
+    name = getattr(detector, "name", type(detector).__name__)
+    calibration = BoxCalibration.fit(det, gt, detector=name)
+    before = iou(det, gt)
+    after = iou(calibration.apply(det), gt)
+    stats = {"n_images": n_images, "n_detected": int(len(det)),
+             "detection_rate": len(det) / n_images if n_images else 0.0,
+             "mean_iou_before": float(before.mean()),
+             "mean_iou_after": float(after.mean())}
+    return calibration, stats

@@ -1,0 +1,1 @@
+"""Reading and writing landmarks, frames and results."""
