@@ -1,0 +1,30 @@
+import pytest
+
+from tracker.config import ConfigError, config_from_dict, load_config
+
+
+def test_defaults_and_overrides():
+    cfg = config_from_dict({"train": {"loss": "softmax", "steps": 10}, "classes": {"tau": 0.03, "tau_candidates": [0.01, 0.02]}})
+    assert cfg.train.loss == "softmax" and cfg.train.steps == 10 and cfg.train.batch_size == 64
+    assert cfg.classes.tau == 0.03 and cfg.classes.tau_candidates == (0.01, 0.02)
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"train": {"lrr": 1}}, "unknown key 'lrr' \\(did you mean 'lr'\\?\\)"),
+    ({"trian": {}}, "did you mean 'train'"),
+    ({"train": {"steps": "many"}}, "expected a number"),
+    ({"train": {"steps": 1.5}}, "expected a number"),
+    ({"train": {"amp": "yes"}}, "expected true or false"),
+    ({"model": 3}, "expected a mapping"),
+])
+def test_bad_values_are_rejected_with_the_key(values, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(values)
+
+
+def test_every_committed_config_loads():
+    from pathlib import Path
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("**/*.yaml"))
+    assert configs
+    for path in configs:
+        load_config(path)

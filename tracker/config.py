@@ -1,0 +1,136 @@
+"""YAML configuration parsed into frozen dataclasses; unknown keys are rejected."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .augment import AugmentConfig
+from .errors import FacetrackError
+
+
+class ConfigError(FacetrackError, ValueError):
+    """A configuration file with an unknown key or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = "../shared/data/300w-subset"
+    train_sets: tuple[str, ...] = ("afw", "helen-train")
+    val_fraction: float = 0.1          # of training images, split by source photo
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class ClassesConfig:
+    kind: str = "exemplar"             # "exemplar" (one class per template) or "kmeans"
+    k: int = 0                         # number of k-means classes (kind = kmeans)
+    flips: bool = True                 # mirrored faces become classes too
+    perturbed_copies: int = 5          # jittered copies of each face (detector error, roll)
+    perturb_rotate_deg: float = 10.0
+    perturb_scale: float = 0.06
+    perturb_shift: float = 0.06
+    tau: float | None = None           # membership radius (RMS, box units); None = choose on validation
+    tau_candidates: tuple[float, ...] = (0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "resnet18"         # any torchvision classification model name
+    crop_size: int = 96
+    margin: float = 1.3                # crop side = margin x face box side
+    embedding: int = 256               # features before the K-way layer (0 = backbone's own)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    loss: str = "multilabel"           # softmax | soft_target | multilabel
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    val_every: int = 250
+    checkpoint_every: int = 250
+    seed: int = 0
+    device: str = "auto"               # auto | cpu | cuda
+    threads: int = 2                   # torch CPU threads
+    amp: bool = True                   # mixed precision on CUDA
+    top_k: int = 50                    # templates averaged for the landmark estimate
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "default"
+    data: DataConfig = field(default_factory=DataConfig)
+    classes: ClassesConfig = field(default_factory=ClassesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, where: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value or {}, where)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(args[0], v, where) for v in value)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, where)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and not float(value).is_integer()):
+            raise ConfigError(f"{where}: expected a number ({hint.__name__}), got {value!r}")
+        return hint(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected text, got {value!r}")
+        return value
+    return value
+
+
+def config_from_dict(values: dict, where: str = "config") -> Config:
+    return _build(Config, values or {}, where)
+
+
+def load_config(path) -> Config:
+    """Read a YAML file into a :class:`Config`."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc.__class__.__name__})") from None
+    return config_from_dict(values or {}, where=str(path))
+
+
+def config_to_dict(config) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,129 @@
+"""The K-way pose classifier: a torchvision backbone, an embedding and a K-way layer.
+
+A saved model (``.pt``) bundles the network weights (fp16), the pose-class templates,
+per-class widths, tau, the detector calibration and the config it was trained with.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+
+from .config import ModelConfig
+from .errors import FacetrackError
+
+DEFAULT_MODEL = Path(__file__).parent / "assets" / "model" / "default.pt"
+
+# Per-channel statistics in OpenCV's BGR order (ImageNet values, reordered).
+PIXEL_MEAN_BGR = (0.406, 0.456, 0.485)
+PIXEL_STD_BGR = (0.225, 0.224, 0.229)
+
+
+class ModelError(FacetrackError):
+    """A model file that is missing or unusable."""
+
+
+class PoseClassifier(nn.Module):
+    """Crops (N, S, S, 3) uint8 BGR -> scores (N, K) over pose classes."""
+
+    def __init__(self, cfg: ModelConfig, num_classes: int):
+        super().__init__()
+        width = cfg.embedding or num_classes
+        try:
+            self.backbone = torchvision.models.get_model(cfg.backbone, weights=None, num_classes=width)
+        except (ValueError, KeyError):
+            raise ModelError(f"unknown torchvision backbone {cfg.backbone!r}") from None
+        self.head = nn.Linear(width, num_classes) if cfg.embedding else nn.Identity()
+        self.register_buffer("mean", torch.tensor(PIXEL_MEAN_BGR).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(PIXEL_STD_BGR).view(1, 3, 1, 1) * 255)
+
+    @property
+    def classifier(self) -> nn.Linear:
+        """The K-way layer (its weights are the exemplar embeddings)."""
+        if isinstance(self.head, nn.Linear):
+            return self.head
+        return [m for m in self.backbone.modules() if isinstance(m, nn.Linear)][-1]
+
+    def normalize(self, crops: torch.Tensor) -> torch.Tensor:
+        x = crops.permute(0, 3, 1, 2).float()
+        return (x - self.mean) / self.std
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(self.normalize(crops)))
+
+    def init_bias(self, value: float) -> None:
+        """Start every class score at ``value`` (log prior) so early losses are sane."""
+        with torch.no_grad():
+            self.classifier.bias.fill_(value)
+
+
+@dataclass
+class LandmarkModel:
+    """Everything needed at test time, as saved in a model file."""
+
+    network: PoseClassifier
+    config: dict                        # the full training config, as a dict
+    templates: np.ndarray               # (K, 68, 2) float32, canonical box frame
+    widths: np.ndarray                  # (K,) float32, spherical Gaussian sigma per class
+    tau: float
+    calibration: dict | None = None     # detector box -> face box (tracker.detect.BoxCalibration)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(**self.config["model"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.templates)
+
+    def save(self, path) -> None:
+        """Write an inference bundle with fp16 weights and templates."""
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in self.network.state_dict().items()
+                 if k not in ("mean", "std")}
+        payload = {
+            "format": "facetrack-model-1",
+            "config": self.config,
+            "state_dict": state,
+            "templates": torch.from_numpy(self.templates.astype(np.float16)),
+            "widths": torch.from_numpy(self.widths.astype(np.float32)),
+            "tau": float(self.tau),
+            "calibration": self.calibration,
+            "meta": self.meta,
+        }
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(payload, path)
+
+
+def load_model(path=None, device: str | torch.device = "cpu") -> LandmarkModel:
+    """Load a saved model (the packaged default when ``path`` is None)."""
+    path = Path(path) if path else DEFAULT_MODEL
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt file
+        raise ModelError(f"{path}: not a facetrack model ({exc.__class__.__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != "facetrack-model-1":
+        raise ModelError(f"{path}: not a facetrack model")
+    templates = payload["templates"].float().numpy()
+    cfg = ModelConfig(**payload["config"]["model"])
+    net = PoseClassifier(cfg, len(templates))
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()},
+                        strict=False)
+    net.eval().to(device)
+    return LandmarkModel(network=net, config=payload["config"], templates=templates,
+                         widths=payload["widths"].numpy(), tau=payload["tau"],
+                         calibration=payload.get("calibration"), meta=payload.get("meta", {}))
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FacetrackError("--device cuda asked for, but no CUDA GPU is available")
+    return torch.device(name)

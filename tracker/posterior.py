@@ -1,0 +1,47 @@
+"""The softmax distribution over pose classes and what we read from it (eq. 3).
+
+Landmarks are the posterior-weighted mean of the top-k class templates; the mixture
+p(y) = sum_k p_k N(y; mu_k, sigma_k^2 I) gives per-landmark spread.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """Top-k of the class distribution for a batch of crops."""
+
+    classes: np.ndarray     # (N, k) int64, most probable first
+    probs: np.ndarray       # (N, k) float32, renormalised over the k kept classes
+    mass: np.ndarray        # (N,) probability mass the k classes held before renormalising
+
+    @property
+    def best(self) -> np.ndarray:
+        return self.classes[:, 0]
+
+
+def top_k_posterior(scores: torch.Tensor, k: int) -> Posterior:
+    """Softmax over all K classes, keeping the k most probable."""
+    probs = torch.softmax(scores.float(), dim=1)
+    top = torch.topk(probs, min(k, probs.shape[1]), dim=1)
+    mass = top.values.sum(dim=1)
+    return Posterior(classes=top.indices.cpu().numpy(),
+                     probs=(top.values / mass[:, None]).cpu().numpy(),
+                     mass=mass.cpu().numpy())
+
+
+def expected_shape(post: Posterior, templates: np.ndarray) -> np.ndarray:
+    """Posterior-weighted mean of the top-k templates: (N, 68, 2) canonical shapes."""
+    return np.einsum("nk,nkpd->npd", post.probs, templates[post.classes])
+
+
+def landmark_spread(post: Posterior, templates: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Per-landmark standard deviation of the mixture (N, 68), canonical units."""
+    mean = expected_shape(post, templates)
+    diff = templates[post.classes] - mean[:, None]               # (N, k, 68, 2)
+    var = (post.probs[..., None] * ((diff ** 2).sum(-1) + 2 * widths[post.classes][..., None] ** 2)).sum(1)
+    return np.sqrt(var / 2)
