@@ -122,3 +122,146 @@ def _plot_ced(curves, path) -> None:
 
 def evaluate_main(argv: list[str] | None = None) -> int:
     return run_command("evaluate", _evaluate, argv)
+
+
+# ---------------------------------------------------------------- train
+
+class _TqdmReporter:
+    """Progress bar with loss and speed, validation lines above it."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def start(self, total: int, done: int) -> None:
+        from tqdm import tqdm
+        self.bar = tqdm(total=total, initial=done, disable=not self.enabled, unit="step",
+                        dynamic_ncols=True, file=sys.stderr)
+
+    def step(self, step: int, loss: float, images_per_s: float) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{images_per_s:.0f}")
+
+    def validation(self, step: int, m: dict) -> None:
+        self.message(f"step {step}: val NME top-k {m['nme_topk']:.4f} argmax {m['nme_argmax']:.4f} "
+                     f"AUC {m['auc_topk']:.3f} FR {100 * m['fr_topk']:.1f}% class acc {m['class_acc']:.3f} "
+                     f"train err {m['train_error']:.3f}")
+
+    def message(self, text: str) -> None:
+        from tqdm import tqdm
+        tqdm.write(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train", description="Train the K-way pose classifier from a YAML config.")
+    p.add_argument("--config", required=True, help="YAML file under configs/")
+    p.add_argument("--out", help="run folder (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value (YAML syntax), e.g. --set train.steps=100")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _apply_overrides(values: dict, overrides: list[str]) -> dict:
+    import yaml
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or "." not in key:
+            raise FacetrackError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+        section, name = key.split(".", 1)
+        values.setdefault(section, {})[name] = yaml.safe_load(raw)
+    return values
+
+
+def _train(argv) -> int:
+    import yaml
+    from .config import ConfigError, config_from_dict
+    from .train import train
+    args = _train_parser().parse_args(argv)
+    try:
+        values = yaml.safe_load(Path(args.config).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{args.config}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{args.config}: invalid YAML ({exc.__class__.__name__})") from None
+    cfg = config_from_dict(_apply_overrides(values, args.set), where=args.config)
+    out = Path(args.out or Path("runs") / cfg.name)
+    train(cfg, out, resume=args.resume, reporter=_TqdmReporter(not args.no_progress))
+    print(f"model written to {out / 'model.pt'}")
+    return EXIT_OK
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    return run_command("train", _train, argv)
+
+
+
+# ---------------------------------------------------------------- predict
+
+def _predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="predict",
+        description="Landmarks for every face in still images (detection, then the K-way classifier). "
+                    "Writes the landmark CSV with a 'file' column.")
+    p.add_argument("input", help="an image or a folder of images")
+    p.add_argument("--csv", required=True, help="output CSV ('-' for standard output)")
+    p.add_argument("--model", help="model file (default: the packaged model)")
+    p.add_argument("--detector", default="auto", choices=("auto", "dlib", "haar"))
+    p.add_argument("--passes", type=int, default=2,
+                   help="classifier passes; each re-crops around the last landmarks (default 2)")
+    p.add_argument("--top-k", type=int, default=50, help="classes averaged for the landmarks")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def _predict(argv) -> int:
+    import torch
+    from tqdm import tqdm
+    from .detect import DetectorUnavailable, default_detector
+    from .io.landmark_csv import LandmarkCsvWriter
+    from .io.sources import ImageSource
+    from .landmarker import Landmarker
+    from .model import load_model, pick_device
+    args = _predict_parser().parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
+    source = ImageSource(args.input)
+    device = pick_device(args.device)
+    try:
+        detector = default_detector(args.detector)
+    except DetectorUnavailable as exc:
+        raise FacetrackError(str(exc)) from None
+    landmarker = Landmarker(load_model(args.model, device), detector, device, top_k=args.top_k, passes=args.passes)
+    csv_path = "/dev/stdout" if args.csv == "-" else args.csv
+    try:
+        sink = LandmarkCsvWriter(csv_path, extra_columns=("file",)).__enter__()
+    except FacetrackError as exc:
+        raise OutputError(str(exc)) from None
+    with sink:
+        for frame in tqdm(source, total=len(source), disable=args.no_progress, unit="img", file=sys.stderr):
+            faces = landmarker(frame.image)
+            for face_id, face in enumerate(faces):
+                sink.write(frame.index, face_id, frame.timestamp, face.confidence, face.landmarks, {"file": frame.name})
+            if not faces:
+                sink.write(frame.index, -1, frame.timestamp, 0.0, None, {"file": frame.name})
+    return EXIT_OK
+
+
+def predict_main(argv: list[str] | None = None) -> int:
+    return run_command("predict", _predict, argv)
+
+
+COMMANDS = {"evaluate": evaluate_main, "train": train_main, "predict": predict_main}
+
+if __name__ == "__main__":   # python -m tracker.cli COMMAND ... (used by torchrun)
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(f"usage: python -m tracker.cli {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+    raise SystemExit(COMMANDS[sys.argv[1]](sys.argv[2:]))

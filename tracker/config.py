@@ -35,7 +35,7 @@ class ClassesConfig:
     perturb_scale: float = 0.06
     perturb_shift: float = 0.06
     tau: float | None = None           # membership radius (RMS, box units); None = choose on validation
-    tau_candidates: tuple[float, ...] = (0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05)
+    tau_candidates: tuple[float, ...] = (0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1)
     seed: int = 0
 
 

@@ -1,0 +1,80 @@
+"""Still-image landmarks: detect, calibrate, crop, classify, read the posterior.
+
+``passes > 1`` re-crops around the previous pass's landmarks and classifies again:
+the same alignment step that tracking uses from frame to frame, applied to one image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .crop import crop_batch
+from .detect import BoxCalibration, Detector
+from .model import LandmarkModel
+from .posterior import Posterior, expected_shape, top_k_posterior
+from .poses import rms_distance
+from .shapes import from_canonical, landmark_box
+
+
+@dataclass(frozen=True)
+class FaceEstimate:
+    box: np.ndarray            # (4,) square face box the last pass cropped around
+    landmarks: np.ndarray      # (68, 2) pixels in the input image
+    confidence: float          # posterior mass of classes within tau of the estimate
+    classes: np.ndarray        # top-k class ids, most probable first
+    probs: np.ndarray          # their probabilities, renormalised over the top k
+
+
+def posterior_confidence(post: Posterior, templates: np.ndarray, estimate: np.ndarray, tau: float) -> np.ndarray:
+    """Softmax mass of the kept classes whose template lies within tau of the estimate."""
+    near = rms_distance(templates[post.classes], estimate[:, None]) <= tau     # (N, k)
+    return (post.probs * post.mass[:, None] * near).sum(1)
+
+
+class Landmarker:
+    """Faces and their 68 landmarks in single images."""
+
+    def __init__(self, model: LandmarkModel, detector: Detector | None = None, device="cpu",
+                 top_k: int = 50, passes: int = 2, calibration: BoxCalibration | None = None):
+        self.model = model
+        self.detector = detector
+        self.device = torch.device(device)
+        self.top_k = top_k
+        self.passes = passes
+        self.calibration = calibration or (BoxCalibration.from_dict(model.calibration)
+                                           if model.calibration else BoxCalibration.identity())
+        self.crop_size = model.model_config.crop_size
+        self.margin = model.model_config.margin
+
+    def face_boxes(self, image: np.ndarray) -> np.ndarray:
+        """Detected faces as calibrated square boxes (N, 4), best first."""
+        if self.detector is None:
+            raise RuntimeError("this Landmarker has no detector; pass boxes to from_boxes()")
+        return self.calibration.apply(self.detector.detect(image)).reshape(-1, 4)
+
+    @torch.inference_mode()
+    def classify(self, image: np.ndarray, boxes: np.ndarray) -> tuple[Posterior, np.ndarray]:
+        """One pass: posterior and landmarks (N, 68, 2) for crops around ``boxes``."""
+        crops, _ = crop_batch(image, boxes, self.crop_size, self.margin)
+        if crops.ndim == 3:
+            crops = np.repeat(crops[..., None], 3, axis=-1)
+        scores = self.model.network(torch.from_numpy(crops).to(self.device))
+        post = top_k_posterior(scores, self.top_k)
+        return post, from_canonical(expected_shape(post, self.model.templates), boxes)
+
+    def from_boxes(self, image: np.ndarray, boxes: np.ndarray) -> list[FaceEstimate]:
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            return []
+        for _ in range(max(1, self.passes)):
+            post, points = self.classify(image, boxes)
+            last_boxes, boxes = boxes, landmark_box(points)
+        canon = expected_shape(post, self.model.templates)
+        conf = posterior_confidence(post, self.model.templates, canon, self.model.tau)
+        return [FaceEstimate(box=last_boxes[i], landmarks=points[i], confidence=float(conf[i]),
+                             classes=post.classes[i], probs=post.probs[i]) for i in range(len(boxes))]
+
+    def __call__(self, image: np.ndarray) -> list[FaceEstimate]:
+        return self.from_boxes(image, self.face_boxes(image))
