@@ -206,12 +206,14 @@ def train_main(argv: list[str] | None = None) -> int:
 def _predict_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="predict",
-        description="Landmarks for every face in still images (detection, then the K-way classifier). "
-                    "Writes the landmark CSV with a 'file' column.")
-    p.add_argument("input", help="an image or a folder of images")
+        description="Landmarks for every face of every frame, found independently per frame "
+                    "(detector, calibrated box, K-way classifier, re-crop pass). Writes the landmark CSV; "
+                    "image inputs get a 'file' column.")
+    p.add_argument("input", help="an image, a folder of images, or a video file")
     p.add_argument("--csv", required=True, help="output CSV ('-' for standard output)")
     p.add_argument("--model", help="model file (default: the packaged model)")
     p.add_argument("--detector", default="auto", choices=("auto", "dlib", "haar"))
+    p.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling (0 is 4x faster, finds faces over 80 px)")
     p.add_argument("--passes", type=int, default=2,
                    help="classifier passes; each re-crops around the last landmarks (default 2)")
     p.add_argument("--top-k", type=int, default=50, help="classes averaged for the landmarks")
@@ -225,27 +227,30 @@ def _predict_parser() -> argparse.ArgumentParser:
 def _predict(argv) -> int:
     import torch
     from tqdm import tqdm
-    from .detect import DetectorUnavailable, default_detector
+    from .detect import DetectorUnavailable, default_detector, dlib_available
     from .io.landmark_csv import LandmarkCsvWriter
-    from .io.sources import ImageSource
+    from .io.sources import ImageSource, open_source
     from .landmarker import Landmarker
     from .model import load_model, pick_device
     args = _predict_parser().parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
-    source = ImageSource(args.input)
+    source = open_source(args.input)
+    extra = ("file",) if isinstance(source, ImageSource) else ()
     device = pick_device(args.device)
     try:
-        detector = default_detector(args.detector)
+        name = args.detector if args.detector != "auto" else ("dlib" if dlib_available() else "haar")
+        detector = default_detector(name, **({"upsample": args.upsample} if name == "dlib" else {}))
     except DetectorUnavailable as exc:
         raise FacetrackError(str(exc)) from None
     landmarker = Landmarker(load_model(args.model, device), detector, device, top_k=args.top_k, passes=args.passes)
     csv_path = "/dev/stdout" if args.csv == "-" else args.csv
     try:
-        sink = LandmarkCsvWriter(csv_path, extra_columns=("file",)).__enter__()
+        sink = LandmarkCsvWriter(csv_path, extra_columns=extra).__enter__()
     except FacetrackError as exc:
         raise OutputError(str(exc)) from None
     with sink:
-        for frame in tqdm(source, total=len(source), disable=args.no_progress, unit="img", file=sys.stderr):
+        total = len(source) if isinstance(source, ImageSource) else source.frame_count or None
+        for frame in tqdm(source, total=total, disable=args.no_progress, unit="frame", file=sys.stderr):
             faces = landmarker(frame.image)
             for face_id, face in enumerate(faces):
                 sink.write(frame.index, face_id, frame.timestamp, face.confidence, face.landmarks, {"file": frame.name})
