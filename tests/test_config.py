@@ -24,7 +24,12 @@ def test_bad_values_are_rejected_with_the_key(values, message):
 
 def test_every_committed_config_loads():
     from pathlib import Path
-    configs = sorted((Path(__file__).parents[1] / "configs").glob("**/*.yaml"))
+    from tracker.sweep import grid_configs, load_sweep
+    root = Path(__file__).parents[1] / "configs"
+    configs = sorted(root.glob("*.yaml"))
     assert configs
     for path in configs:
         load_config(path)
+    for path in sorted((root / "sweeps").glob("*.yaml")):
+        base, points, losses, _ = load_sweep(path)
+        assert len(grid_configs(base, points, losses)) == len(points) * len(losses)

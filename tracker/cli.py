@@ -129,13 +129,14 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 class _TqdmReporter:
     """Progress bar with loss and speed, validation lines above it."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, prefix: str = ""):
         self.enabled = enabled
+        self.prefix = prefix
         self.bar = None
 
     def start(self, total: int, done: int) -> None:
         from tqdm import tqdm
-        self.bar = tqdm(total=total, initial=done, disable=not self.enabled, unit="step",
+        self.bar = tqdm(total=total, initial=done, disable=not self.enabled, unit="step", desc=self.prefix or None,
                         dynamic_ncols=True, file=sys.stderr)
 
     def step(self, step: int, loss: float, images_per_s: float) -> None:
@@ -149,7 +150,7 @@ class _TqdmReporter:
 
     def message(self, text: str) -> None:
         from tqdm import tqdm
-        tqdm.write(text, file=sys.stderr)
+        tqdm.write(f"[{self.prefix}] {text}" if self.prefix else text, file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -263,7 +264,36 @@ def predict_main(argv: list[str] | None = None) -> int:
     return run_command("predict", _predict, argv)
 
 
-COMMANDS = {"evaluate": evaluate_main, "train": train_main, "predict": predict_main}
+# ---------------------------------------------------------------- sweep
+
+def _sweep(argv) -> int:
+    from .sweep import load_sweep, plot_sweep, run_sweep
+    p = argparse.ArgumentParser(prog="sweep", description="Run a K x loss sweep (the paper's Fig. 3) from a YAML.")
+    p.add_argument("--config", required=True, help="sweep YAML under configs/sweeps/")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    base, points, losses, out = load_sweep(args.config)
+    results = run_sweep(base, points, losses, out,
+                        reporter_factory=lambda run: _TqdmReporter(not args.no_progress, prefix=run))
+    plot_sweep(results, Path(out) / "fig3.png")
+    print(_format_sweep(results))
+    return EXIT_OK
+
+
+def _format_sweep(results: list[dict]) -> str:
+    head = f"{'run':<22} {'K':>6} {'tau':>6} {'NME argmax':>10} {'NME top-k':>10} {'AUC top-k':>9} {'class acc':>9} {'train err':>9}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lines.append(f"{r['run']:<22} {r['K']:>6d} {r['tau']:>6.3f} {r['nme_argmax']:>10.4f} {r['nme_topk']:>10.4f} "
+                     f"{r['auc_topk']:>9.3f} {r['class_acc']:>9.3f} {r['train_error']:>9.3f}")
+    return "\n".join(lines)
+
+
+def sweep_main(argv: list[str] | None = None) -> int:
+    return run_command("sweep", _sweep, argv)
+
+
+COMMANDS = {"evaluate": evaluate_main, "train": train_main, "predict": predict_main, "sweep": sweep_main}
 
 if __name__ == "__main__":   # python -m tracker.cli COMMAND ... (used by torchrun)
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

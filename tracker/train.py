@@ -114,7 +114,7 @@ def calibrate_detector(faces, name: str = "auto") -> tuple[dict | None, dict]:
     return calibration.to_dict(), stats
 
 
-def train(cfg: Config, out_dir, resume: bool = False, reporter=None) -> LandmarkModel:
+def train(cfg: Config, out_dir, resume: bool = False, reporter=None, calibrate: bool = True) -> LandmarkModel:
     """Train per ``cfg``; writes checkpoints, ``log.jsonl`` and ``model.pt`` under ``out_dir``."""
     reporter = reporter or NullReporter()
     rank, world, local_rank = _distributed()
@@ -163,6 +163,7 @@ def train(cfg: Config, out_dir, resume: bool = False, reporter=None) -> Landmark
     log = open(out_dir / "log.jsonl", "a")
     reporter.start(cfg.train.steps, start)
     train_wrong, train_seen, tic = 0, 0, time.perf_counter()
+    metrics = {}
     try:
         for step in range(start, cfg.train.steps):
             for group in optimizer.param_groups:
@@ -207,10 +208,12 @@ def train(cfg: Config, out_dir, resume: bool = False, reporter=None) -> Landmark
     result = LandmarkModel(network=net.cpu().eval(), config=config_to_dict(cfg), templates=templates,
                            widths=setup.widths, tau=tau,
                            meta={"tau_table": [row._asdict() for row in setup.tau_table], "steps": cfg.train.steps,
-                                 "train_faces": len(train_faces), "val_faces": len(val_faces)})
-    if rank == 0:
+                                 "train_faces": len(train_faces), "val_faces": len(val_faces),
+                                 "final_validation": metrics})
+    if rank == 0 and calibrate:
         result.calibration, result.meta["calibration_fit"] = calibrate_detector(train_faces)
         reporter.message(f"detector calibration: {result.meta['calibration_fit']}")
+    if rank == 0:
         result.save(out_dir / "model.pt")
     if world > 1:
         dist.destroy_process_group()
