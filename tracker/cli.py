@@ -218,6 +218,8 @@ def _predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--passes", type=int, default=2,
                    help="classifier passes; each re-crops around the last landmarks (default 2)")
     p.add_argument("--top-k", type=int, default=50, help="classes averaged for the landmarks")
+    p.add_argument("--flip-average", action="store_true",
+                   help="also classify the mirrored crop and average (twice the compute)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
@@ -228,7 +230,7 @@ def _predict_parser() -> argparse.ArgumentParser:
 def _predict(argv) -> int:
     import torch
     from tqdm import tqdm
-    from .detect import DetectorUnavailable, default_detector, dlib_available
+    from .detect import DetectorUnavailable, default_detector
     from .io.landmark_csv import LandmarkCsvWriter
     from .io.sources import ImageSource, open_source
     from .landmarker import Landmarker
@@ -239,11 +241,11 @@ def _predict(argv) -> int:
     extra = ("file",) if isinstance(source, ImageSource) else ()
     device = pick_device(args.device)
     try:
-        name = args.detector if args.detector != "auto" else ("dlib" if dlib_available() else "haar")
-        detector = default_detector(name, **({"upsample": args.upsample} if name == "dlib" else {}))
+        detector = default_detector(args.detector, upsample=args.upsample)
     except DetectorUnavailable as exc:
         raise FacetrackError(str(exc)) from None
-    landmarker = Landmarker(load_model(args.model, device), detector, device, top_k=args.top_k, passes=args.passes)
+    landmarker = Landmarker(load_model(args.model, device), detector, device, top_k=args.top_k,
+                            passes=args.passes, flip_average=args.flip_average)
     csv_path = "/dev/stdout" if args.csv == "-" else args.csv
     try:
         sink = LandmarkCsvWriter(csv_path, extra_columns=extra).__enter__()

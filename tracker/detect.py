@@ -128,14 +128,17 @@ def dlib_available() -> bool:
     return True
 
 
-def default_detector(name: str = "auto", **kwargs) -> Detector:
-    """A detector by name: 'dlib', 'haar', or 'auto' (dlib when importable, else haar)."""
+def default_detector(name: str = "auto", upsample: int = 1) -> Detector:
+    """A detector by name: 'dlib', 'haar', or 'auto' (dlib when importable, else haar).
+
+    ``upsample`` applies to dlib only (0 is about 4x faster and finds faces over 80 px).
+    """
     if name == "auto":
         name = "dlib" if dlib_available() else "haar"
     if name == "dlib":
-        return DlibHogDetector(**kwargs)
+        return DlibHogDetector(upsample=upsample)
     if name == "haar":
-        return HaarDetector(**kwargs)
+        return HaarDetector()
     raise ValueError(f"unknown detector {name!r}; choose from {DETECTOR_NAMES + ('auto',)}")
 
 

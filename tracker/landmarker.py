@@ -15,7 +15,7 @@ from .detect import BoxCalibration, Detector
 from .model import LandmarkModel
 from .posterior import Posterior, expected_shape, top_k_posterior
 from .poses import rms_distance
-from .shapes import from_canonical, landmark_box
+from .shapes import MIRROR, from_canonical, landmark_box
 
 
 @dataclass(frozen=True)
@@ -33,16 +33,25 @@ def posterior_confidence(post: Posterior, templates: np.ndarray, estimate: np.nd
     return (post.probs * post.mass[:, None] * near).sum(1)
 
 
+def mirror_canonical(shapes: np.ndarray) -> np.ndarray:
+    """Shapes of left-right mirrored crops mapped back (the canonical frame is centred on 0)."""
+    out = shapes[..., MIRROR, :].copy()
+    out[..., 0] *= -1
+    return out
+
+
 class Landmarker:
     """Faces and their 68 landmarks in single images."""
 
     def __init__(self, model: LandmarkModel, detector: Detector | None = None, device="cpu",
-                 top_k: int = 50, passes: int = 2, calibration: BoxCalibration | None = None):
+                 top_k: int = 50, passes: int = 2, calibration: BoxCalibration | None = None,
+                 flip_average: bool = False):
         self.model = model
         self.detector = detector
         self.device = torch.device(device)
         self.top_k = top_k
         self.passes = passes
+        self.flip_average = flip_average
         self.calibration = calibration or (BoxCalibration.from_dict(model.calibration)
                                            if model.calibration else BoxCalibration.identity())
         self.crop_size = model.model_config.crop_size
@@ -62,7 +71,12 @@ class Landmarker:
             crops = np.repeat(crops[..., None], 3, axis=-1)
         scores = self.model.network(torch.from_numpy(crops).to(self.device))
         post = top_k_posterior(scores, self.top_k)
-        return post, from_canonical(expected_shape(post, self.model.templates), boxes)
+        canon = expected_shape(post, self.model.templates)
+        if self.flip_average:
+            mirrored = self.model.network(torch.from_numpy(np.ascontiguousarray(crops[:, :, ::-1])).to(self.device))
+            canon = (canon + mirror_canonical(expected_shape(top_k_posterior(mirrored, self.top_k),
+                                                             self.model.templates))) / 2
+        return post, from_canonical(canon, boxes)
 
     def from_boxes(self, image: np.ndarray, boxes: np.ndarray) -> list[FaceEstimate]:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)

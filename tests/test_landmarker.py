@@ -1,0 +1,31 @@
+import numpy as np
+import torch
+
+from tracker.data import canonical_to_crop, crop_to_canonical
+from tracker.landmarker import mirror_canonical, posterior_confidence
+from tracker.posterior import expected_shape, landmark_spread, top_k_posterior
+from tracker.shapes import flip_horizontal, landmark_box, to_canonical
+
+
+def test_mirror_canonical_matches_flipping_the_crop(face):
+    canon = to_canonical(face, landmark_box(face))
+    in_crop = canonical_to_crop(canon, 96, 1.3)
+    flipped = crop_to_canonical(flip_horizontal(in_crop, 96), 96, 1.3)
+    np.testing.assert_allclose(mirror_canonical(flipped), canon, atol=1e-9)
+
+
+def test_posterior_reading_on_a_hand_made_distribution():
+    templates = np.zeros((4, 68, 2))
+    templates[1] += 0.1
+    templates[2] -= 0.1
+    templates[3] += 1.0
+    scores = torch.log(torch.tensor([[0.5, 0.25, 0.25, 0.0 + 1e-12]]))
+    post = top_k_posterior(scores, 3)
+    assert sorted(post.classes[0].tolist()) == [0, 1, 2] and abs(post.mass[0] - 1) < 1e-6
+    np.testing.assert_allclose(expected_shape(post, templates), np.zeros((1, 68, 2)), atol=1e-6)
+    # Within tau = 0.05 of the estimate only class 0 lies (classes 1, 2 are 0.1*sqrt(2) away).
+    conf = posterior_confidence(post, templates, expected_shape(post, templates), tau=0.05)
+    assert abs(conf[0] - 0.5) < 1e-6
+    # Mixture spread: per-coordinate variance 0.5*0.01 (templates) + sigma^2 (widths).
+    spread = landmark_spread(post, templates, np.full(4, 0.02))
+    np.testing.assert_allclose(spread, np.sqrt(0.005 + 0.02 ** 2), rtol=1e-5)
