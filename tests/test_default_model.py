@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tracker.detect import default_detector
+from tracker.detect import detector_chain
 from tracker.io.annotations import read_300vw
 from tracker.io.sources import VideoSource
 from tracker.landmarker import Landmarker
@@ -22,12 +22,12 @@ def model():
 def test_packaged_model_is_small_and_complete(model):
     assert DEFAULT_MODEL.stat().st_size < 40 * 2**20
     assert model.templates.shape[1:] == (68, 2) and len(model.widths) == model.num_classes
-    assert 0 < model.tau < 0.2 and model.calibration is not None
+    assert 0 < model.tau < 0.2 and {"dlib", "haar"} <= set(model.calibration)
 
 
 def test_landmarks_on_sample_frames(model, sample_clip):
     labels = read_300vw(sample_clip).landmarks
-    landmarker = Landmarker(model, default_detector("auto", upsample=0))
+    landmarker = Landmarker(model, detector_chain("auto", upsample=0))
     errors = []
     for frame in itertools.islice(VideoSource(sample_clip / "vid.mp4"), 0, 60, 6):
         faces = landmarker(frame.image)

@@ -48,14 +48,15 @@ def test_save_and_load_round_trip(tmp_path):
     net = PoseClassifier(cfg, 5).eval()
     templates = np.random.default_rng(0).normal(0, 0.2, (5, 68, 2)).astype(np.float32)
     model = LandmarkModel(network=net, config={"model": cfg.__dict__}, templates=templates,
-                          widths=np.full(5, 0.01, np.float32), tau=0.05, calibration={"ax": 0.1})
+                          widths=np.full(5, 0.01, np.float32), tau=0.05,
+                          calibration={"haar": {"ax": 0.1, "ay": 0, "b": 0}})
     model.save(tmp_path / "m.pt")
     loaded = load_model(tmp_path / "m.pt")
     x = torch.randint(0, 255, (2, 32, 32, 3), dtype=torch.uint8)
     with torch.no_grad():
         np.testing.assert_allclose(loaded.network(x).numpy(), net(x).numpy(), rtol=0.02, atol=0.02)
     np.testing.assert_allclose(loaded.templates, templates, atol=1e-3)   # stored as fp16
-    assert loaded.tau == 0.05 and loaded.calibration == {"ax": 0.1}
+    assert loaded.tau == 0.05 and loaded.calibration == {"haar": {"ax": 0.1, "ay": 0, "b": 0}}
 
 
 @pytest.mark.parametrize("content", [b"", b"not a model", None])

@@ -213,7 +213,8 @@ def _predict_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="an image, a folder of images, or a video file")
     p.add_argument("--csv", required=True, help="output CSV ('-' for standard output)")
     p.add_argument("--model", help="model file (default: the packaged model)")
-    p.add_argument("--detector", default="auto", choices=("auto", "dlib", "haar"))
+    p.add_argument("--detector", default="auto", choices=("auto", "dlib", "haar"),
+                   help="auto: dlib's HOG detector, OpenCV's Haar cascade where dlib finds nothing")
     p.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling (0 is 4x faster, finds faces over 80 px)")
     p.add_argument("--passes", type=int, default=2,
                    help="classifier passes; each re-crops around the last landmarks (default 2)")
@@ -230,7 +231,7 @@ def _predict_parser() -> argparse.ArgumentParser:
 def _predict(argv) -> int:
     import torch
     from tqdm import tqdm
-    from .detect import DetectorUnavailable, default_detector
+    from .detect import DetectorUnavailable, detector_chain
     from .io.landmark_csv import LandmarkCsvWriter
     from .io.sources import ImageSource, open_source
     from .landmarker import Landmarker
@@ -241,10 +242,10 @@ def _predict(argv) -> int:
     extra = ("file",) if isinstance(source, ImageSource) else ()
     device = pick_device(args.device)
     try:
-        detector = default_detector(args.detector, upsample=args.upsample)
+        detectors = detector_chain(args.detector, upsample=args.upsample)
     except DetectorUnavailable as exc:
         raise FacetrackError(str(exc)) from None
-    landmarker = Landmarker(load_model(args.model, device), detector, device, top_k=args.top_k,
+    landmarker = Landmarker(load_model(args.model, device), detectors, device, top_k=args.top_k,
                             passes=args.passes, flip_average=args.flip_average)
     csv_path = "/dev/stdout" if args.csv == "-" else args.csv
     try:
@@ -295,7 +296,39 @@ def sweep_main(argv: list[str] | None = None) -> int:
     return run_command("sweep", _sweep, argv)
 
 
-COMMANDS = {"evaluate": evaluate_main, "train": train_main, "predict": predict_main, "sweep": sweep_main}
+# ---------------------------------------------------------------- calibrate
+
+def _calibrate(argv) -> int:
+    from .config import config_from_dict
+    from .data import load_faces, split_by_photo
+    from .model import DEFAULT_MODEL, load_model
+    from .train import calibrate_detectors
+    p = argparse.ArgumentParser(prog="calibrate",
+                                description="Fit every available detector's box calibration on the model's "
+                                            "training split and store it in the model file.")
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="model file to update (default: the packaged one)")
+    p.add_argument("--out", help="write the updated model here instead of in place")
+    args = p.parse_args(argv)
+    model = load_model(args.model)
+    cfg = config_from_dict(model.config)
+    faces, _ = split_by_photo(load_faces(cfg.data.root, cfg.data.train_sets), cfg.data.val_fraction, cfg.data.split_seed)
+    model.calibration, model.meta["calibration_fit"] = calibrate_detectors(faces)
+    out = args.out or args.model
+    try:
+        model.save(out)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    for name, stats in model.meta["calibration_fit"].items():
+        print(f"{name}: {json.dumps(stats)}")
+    return EXIT_OK
+
+
+def calibrate_main(argv: list[str] | None = None) -> int:
+    return run_command("calibrate", _calibrate, argv)
+
+
+COMMANDS = {"evaluate": evaluate_main, "train": train_main, "predict": predict_main, "sweep": sweep_main,
+            "calibrate": calibrate_main}
 
 if __name__ == "__main__":   # python -m tracker.cli COMMAND ... (used by torchrun)
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

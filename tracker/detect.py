@@ -142,6 +142,13 @@ def default_detector(name: str = "auto", upsample: int = 1) -> Detector:
     raise ValueError(f"unknown detector {name!r}; choose from {DETECTOR_NAMES + ('auto',)}")
 
 
+def detector_chain(name: str = "auto", upsample: int = 1) -> list[Detector]:
+    """Detectors to try in order: 'auto' is dlib then Haar (Haar alone without dlib)."""
+    if name == "auto":
+        return [DlibHogDetector(upsample=upsample), HaarDetector()] if dlib_available() else [HaarDetector()]
+    return [default_detector(name, upsample=upsample)]
+
+
 # ----------------------------------------------------------------------------- boxes
 
 def iou(a, b) -> np.ndarray:

@@ -6,6 +6,7 @@ the same alignment step that tracking uses from frame to frame, applied to one i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -43,25 +44,29 @@ def mirror_canonical(shapes: np.ndarray) -> np.ndarray:
 class Landmarker:
     """Faces and their 68 landmarks in single images."""
 
-    def __init__(self, model: LandmarkModel, detector: Detector | None = None, device="cpu",
-                 top_k: int = 50, passes: int = 2, calibration: BoxCalibration | None = None,
-                 flip_average: bool = False):
+    def __init__(self, model: LandmarkModel, detectors: Sequence[Detector] = (), device="cpu",
+                 top_k: int = 50, passes: int = 2, flip_average: bool = False):
         self.model = model
-        self.detector = detector
+        self.detectors = list(detectors)
         self.device = torch.device(device)
         self.top_k = top_k
         self.passes = passes
         self.flip_average = flip_average
-        self.calibration = calibration or (BoxCalibration.from_dict(model.calibration)
-                                           if model.calibration else BoxCalibration.identity())
+        self.calibrations = {d.name: BoxCalibration.from_dict(model.calibration[d.name])
+                             if d.name in model.calibration else BoxCalibration.identity(d.name)
+                             for d in self.detectors}
         self.crop_size = model.model_config.crop_size
         self.margin = model.model_config.margin
 
     def face_boxes(self, image: np.ndarray) -> np.ndarray:
-        """Detected faces as calibrated square boxes (N, 4), best first."""
-        if self.detector is None:
+        """Faces as calibrated square boxes (N, 4), best first, from the first detector that finds any."""
+        if not self.detectors:
             raise RuntimeError("this Landmarker has no detector; pass boxes to from_boxes()")
-        return self.calibration.apply(self.detector.detect(image)).reshape(-1, 4)
+        for detector in self.detectors:
+            rows = detector.detect(image)
+            if len(rows):
+                return self.calibrations[detector.name].apply(rows).reshape(-1, 4)
+        return np.zeros((0, 4))
 
     @torch.inference_mode()
     def classify(self, image: np.ndarray, boxes: np.ndarray) -> tuple[Posterior, np.ndarray]:

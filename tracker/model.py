@@ -70,7 +70,7 @@ class LandmarkModel:
     templates: np.ndarray               # (K, 68, 2) float32, canonical box frame
     widths: np.ndarray                  # (K,) float32, spherical Gaussian sigma per class
     tau: float
-    calibration: dict | None = None     # detector box -> face box (tracker.detect.BoxCalibration)
+    calibration: dict = field(default_factory=dict)   # detector name -> BoxCalibration.to_dict()
     meta: dict = field(default_factory=dict)
 
     @property
@@ -118,7 +118,16 @@ def load_model(path=None, device: str | torch.device = "cpu") -> LandmarkModel:
     net.eval().to(device)
     return LandmarkModel(network=net, config=payload["config"], templates=templates,
                          widths=payload["widths"].numpy(), tau=payload["tau"],
-                         calibration=payload.get("calibration"), meta=payload.get("meta", {}))
+                         calibration=_calibrations(payload.get("calibration")), meta=payload.get("meta", {}))
+
+
+def _calibrations(stored) -> dict:
+    """Detector name -> calibration dict (older files held one dlib calibration)."""
+    if not stored:
+        return {}
+    if "ax" in stored:
+        return {stored.get("detector", "dlib"): stored}
+    return dict(stored)
 
 
 def pick_device(name: str = "auto") -> torch.device:

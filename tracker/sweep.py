@@ -41,12 +41,18 @@ def run_sweep(base: Config, points: list[dict], losses: list[str], out_dir, repo
             continue
         reporter = reporter_factory(run) if reporter_factory else None
         model = train(cfg, Path("runs") / "sweep" / cfg.name, reporter=reporter, calibrate=False)
-        row = {"run": run, "loss": cfg.train.loss, "K": model.num_classes, "tau": model.tau,
-               "kind": cfg.classes.kind, **model.meta["final_validation"]}
+        final = dict(model.meta["final_validation"])
+        row = {**final, "final_loss": final.pop("loss", None), "run": run, "loss": cfg.train.loss,
+               "K": model.num_classes, "tau": model.tau, "kind": cfg.classes.kind}
         with open(results_path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
         results.append(row)
     return results
+
+
+def loss_name(row: dict) -> str:
+    """The loss of a result row (the run label ends in it: 'k100/multilabel')."""
+    return row["run"].rsplit("/", 1)[-1]
 
 
 def plot_sweep(results: list[dict], path) -> None:
@@ -58,8 +64,8 @@ def plot_sweep(results: list[dict], path) -> None:
               ("train_error", "training error")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), dpi=110)
     for ax, (key, title) in zip(axes, panels):
-        for loss in sorted({r["loss"] for r in results}):
-            rows = sorted((r for r in results if r["loss"] == loss), key=lambda r: r["K"])
+        for loss in sorted({loss_name(r) for r in results}):
+            rows = sorted((r for r in results if loss_name(r) == loss), key=lambda r: r["K"])
             ax.plot([r["K"] for r in rows], [r[key] for r in rows], marker="o", label=loss)
         ax.set_xscale("log")
         ax.set_xlabel("number of classes K")

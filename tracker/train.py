@@ -14,7 +14,7 @@ import torch.distributed as dist
 
 from .config import Config, config_to_dict
 from .data import AugmentedFaces, jittered_crops, load_faces, split_by_photo, template_bank
-from .detect import DetectorUnavailable, default_detector, fit_calibration
+from .detect import DETECTOR_NAMES, DetectorUnavailable, default_detector, fit_calibration
 from .losses import loss_from_name
 from .metrics import auc, failure_rate
 from .model import LandmarkModel, PoseClassifier, pick_device
@@ -104,14 +104,21 @@ def _distributed() -> tuple[int, int, int]:
     return (dist.get_rank() if world > 1 else 0, world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def calibrate_detector(faces, name: str = "auto") -> tuple[dict | None, dict]:
-    """Fit the detector-box -> face-box calibration on training faces (randomly rescaled)."""
-    try:
-        detector = default_detector(name)
-        calibration, stats = fit_calibration(detector, [f.image for f in faces], [f.landmarks for f in faces])
-    except (DetectorUnavailable, ValueError) as exc:
-        return None, {"error": str(exc)}
-    return calibration.to_dict(), stats
+def calibrate_detectors(faces) -> tuple[dict, dict]:
+    """Fit each available detector's box -> face-box calibration on training faces (randomly rescaled).
+
+    Returns (detector name -> calibration dict, detector name -> fit statistics).
+    """
+    calibrations, stats = {}, {}
+    for name in DETECTOR_NAMES:
+        try:
+            fitted, stats[name] = fit_calibration(default_detector(name), [f.image for f in faces],
+                                                  [f.landmarks for f in faces])
+        except (DetectorUnavailable, ValueError) as exc:
+            stats[name] = {"error": str(exc)}
+            continue
+        calibrations[name] = fitted.to_dict()
+    return calibrations, stats
 
 
 def train(cfg: Config, out_dir, resume: bool = False, reporter=None, calibrate: bool = True) -> LandmarkModel:
@@ -211,7 +218,7 @@ def train(cfg: Config, out_dir, resume: bool = False, reporter=None, calibrate: 
                                  "train_faces": len(train_faces), "val_faces": len(val_faces),
                                  "final_validation": metrics})
     if rank == 0 and calibrate:
-        result.calibration, result.meta["calibration_fit"] = calibrate_detector(train_faces)
+        result.calibration, result.meta["calibration_fit"] = calibrate_detectors(train_faces)
         reporter.message(f"detector calibration: {result.meta['calibration_fit']}")
     if rank == 0:
         result.save(out_dir / "model.pt")
