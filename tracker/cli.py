@@ -278,17 +278,20 @@ def _sweep(argv) -> int:
     base, points, losses, out = load_sweep(args.config)
     results = run_sweep(base, points, losses, out,
                         reporter_factory=lambda run: _TqdmReporter(not args.no_progress, prefix=run))
-    plot_sweep(results, Path(out) / "fig3.png")
-    print(_format_sweep(results))
+    plot_sweep(results, Path(out) / "sweep.png")
+    table = _format_sweep(results)
+    (Path(out) / "results.md").write_text(table + "\n")
+    print(table)
     return EXIT_OK
 
 
 def _format_sweep(results: list[dict]) -> str:
-    head = f"{'run':<22} {'K':>6} {'tau':>6} {'NME argmax':>10} {'NME top-k':>10} {'AUC top-k':>9} {'class acc':>9} {'train err':>9}"
-    lines = [head, "-" * len(head)]
+    """A markdown table of the sweep (also readable in a terminal)."""
+    lines = ["| run | K | tau | NME argmax | NME top-k | AUC argmax | AUC top-k | class acc | train err |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"{r['run']:<22} {r['K']:>6d} {r['tau']:>6.3f} {r['nme_argmax']:>10.4f} {r['nme_topk']:>10.4f} "
-                     f"{r['auc_topk']:>9.3f} {r['class_acc']:>9.3f} {r['train_error']:>9.3f}")
+        lines.append(f"| {r['run']} | {r['K']} | {r['tau']:.3f} | {r['nme_argmax']:.4f} | {r['nme_topk']:.4f} | "
+                     f"{r['auc_argmax']:.3f} | {r['auc_topk']:.3f} | {r['class_acc']:.3f} | {r['train_error']:.3f} |")
     return "\n".join(lines)
 
 
