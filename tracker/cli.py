@@ -168,29 +168,24 @@ def _train_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _apply_overrides(values: dict, overrides: list[str]) -> dict:
+def _parse_overrides(items: list[str]) -> dict:
+    """--set SECTION.KEY=VALUE items -> {section: {key: value}} (values in YAML syntax)."""
     import yaml
-    for item in overrides:
+    overrides: dict = {}
+    for item in items:
         key, sep, raw = item.partition("=")
         if not sep or "." not in key:
             raise FacetrackError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
         section, name = key.split(".", 1)
-        values.setdefault(section, {})[name] = yaml.safe_load(raw)
-    return values
+        overrides.setdefault(section, {})[name] = yaml.safe_load(raw)
+    return overrides
 
 
 def _train(argv) -> int:
-    import yaml
-    from .config import ConfigError, config_from_dict
+    from .config import load_config
     from .train import train
     args = _train_parser().parse_args(argv)
-    try:
-        values = yaml.safe_load(Path(args.config).read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{args.config}: no such file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{args.config}: invalid YAML ({exc.__class__.__name__})") from None
-    cfg = config_from_dict(_apply_overrides(values, args.set), where=args.config)
+    cfg = load_config(args.config, _parse_overrides(args.set))
     out = Path(args.out or Path("runs") / cfg.name)
     train(cfg, out, resume=args.resume, reporter=_TqdmReporter(not args.no_progress))
     print(f"model written to {out / 'model.pt'}")

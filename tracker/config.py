@@ -120,16 +120,18 @@ def config_from_dict(values: dict, where: str = "config") -> Config:
     return _build(Config, values or {}, where)
 
 
-def load_config(path) -> Config:
-    """Read a YAML file into a :class:`Config`."""
+def load_config(path, overrides: dict | None = None) -> Config:
+    """Read a YAML file into a :class:`Config`; ``overrides`` maps section -> {key: value}."""
     path = Path(path)
     try:
-        values = yaml.safe_load(path.read_text())
+        values = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML ({exc.__class__.__name__})") from None
-    return config_from_dict(values or {}, where=str(path))
+    for section, items in (overrides or {}).items():
+        values.setdefault(section, {}).update(items)
+    return config_from_dict(values, where=str(path))
 
 
 def config_to_dict(config) -> dict:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .augment import AugmentConfig, augment_sample
-from .config import ClassesConfig, DataConfig
+from .config import ClassesConfig
 from .crop import crop_matrix, transform_points, warp_crop
 from .errors import FacetrackError
 from .io.annotations import read_pts
