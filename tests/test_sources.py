@@ -65,5 +65,14 @@ def test_empty_folder_and_corrupt_image(tmp_path):
     with pytest.raises(SourceError, match="no images"):
         ImageSource(tmp_path)
     (tmp_path / "x.jpg").write_bytes(b"garbage")
-    with pytest.raises(SourceError, match="unreadable or corrupt"):
+    with pytest.raises(SourceError, match="no readable image"):
         list(ImageSource(tmp_path))
+
+
+def test_unreadable_image_is_skipped_and_reported(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((8, 8, 3), 7, np.uint8))
+    (tmp_path / "b.jpg").write_bytes(b"garbage")
+    cv2.imwrite(str(tmp_path / "c.png"), np.full((8, 8, 3), 9, np.uint8))
+    source = ImageSource(tmp_path)
+    assert [(f.index, f.name) for f in source] == [(1, "a.png"), (3, "c.png")]
+    assert source.damage == "1 unreadable image skipped (b.jpg)"

@@ -2,7 +2,8 @@
 
 This is the only module that prints. Every command returns an exit code:
 0 success, 1 unexpected internal error, 2 usage error, 3 bad input,
-4 output cannot be written, 130 interrupted.
+4 output cannot be written, 5 finished but the input was damaged (unreadable parts
+skipped), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 from __future__ import annotations
 
@@ -12,18 +13,24 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import FacetrackError
+from .errors import FacetrackError, OutputError, UsageError
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-
-
-class OutputError(FacetrackError):
-    """A result file that cannot be written."""
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_DAMAGED = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 
 def _fail(prog: str, message: str, code: int) -> int:
     print(f"{prog}: error: {message}", file=sys.stderr)
     return code
+
+
+def _silence_stdout() -> None:
+    """After the reader of our stdout went away, keep Python's exit flush from complaining."""
+    import os
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def run_command(prog: str, body, argv) -> int:
@@ -34,9 +41,12 @@ def run_command(prog: str, body, argv) -> int:
         return _fail(prog, "interrupted", EXIT_INTERRUPTED)
     except OutputError as exc:
         return _fail(prog, str(exc), EXIT_OUTPUT)
+    except UsageError as exc:
+        return _fail(prog, str(exc), EXIT_USAGE)
     except FacetrackError as exc:
         return _fail(prog, str(exc), EXIT_INPUT)
     except BrokenPipeError:
+        _silence_stdout()
         return EXIT_OK
     except MemoryError:
         return _fail(prog, "out of memory", EXIT_INTERNAL)
@@ -262,6 +272,241 @@ def predict_main(argv: list[str] | None = None) -> int:
     return run_command("predict", _predict, argv)
 
 
+# ---------------------------------------------------------------- track
+
+def _track_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="track",
+        description="Follow every face through a video file, an image folder or a webcam and write its "
+                    "68 landmarks: CSV, overlay video, live window and/or JSON lines.",
+        epilog="exit codes: 0 done, 2 usage, 3 bad input, 4 output not writable, 5 done but the input was "
+               "damaged (unreadable parts skipped), 130 interrupted, 143 terminated")
+    p.add_argument("input", help="video file, image file, folder of images, or a webcam index (0, 1, ...)")
+    p.add_argument("--csv", metavar="CSV", help="landmark CSV, one row per face per frame ('-' for stdout)")
+    p.add_argument("-o", "--output", metavar="VIDEO", help="overlay video (.mp4 .mov .mkv .avi .webm)")
+    p.add_argument("--show", action="store_true", help="live window with the overlay (q or Esc quits)")
+    p.add_argument("--jsonl", metavar="PATH", help="one JSON object per frame ('-' for stdout)")
+    p.add_argument("--config", help="tracking YAML (default: built-in values, as in configs/track.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value, e.g. --set tracking.batch_size=1")
+    p.add_argument("--model", help="model file (default: the packaged model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: stop, close the outputs, exit 143."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _track_outputs(args) -> None:
+    """Check the chosen outputs before any work starts."""
+    from .io.sinks import VIDEO_CODECS, check_writable
+    if not (args.csv or args.output or args.show or args.jsonl):
+        raise UsageError("choose at least one output: --csv, -o/--output, --show or --jsonl")
+    if args.csv == "-" and args.jsonl == "-":
+        raise UsageError("--csv - and --jsonl - cannot both use standard output")
+    for path in (args.csv, args.output, args.jsonl):
+        if path and path != "-" and Path(path).exists() and Path(args.input).exists() \
+                and Path(path).resolve() == Path(args.input).resolve():
+            raise UsageError(f"{path}: an output would overwrite the input")
+    for path in (args.csv, args.jsonl):
+        if path and path != "-":
+            check_writable(path)
+    if args.output:
+        check_writable(args.output, tuple(VIDEO_CODECS))
+
+
+def _open_sinks(args, source, stack) -> tuple[list, list]:
+    """(sinks taking results, sinks taking results and the drawn overlay), entered on ``stack``."""
+    from .io.sinks import CsvSink, JsonlSink, VideoSink, WindowSink
+    from .io.sources import ImageSource
+    plain, overlay = [], []
+    if args.csv:
+        extra = ("file",) if isinstance(source, ImageSource) else ()
+        plain.append(stack.enter_context(CsvSink("/dev/stdout" if args.csv == "-" else args.csv, extra)))
+    if args.jsonl:
+        stream = sys.stdout if args.jsonl == "-" else stack.enter_context(_open_text(args.jsonl))
+        plain.append(stack.enter_context(JsonlSink(stream)))
+    if args.output:
+        overlay.append(stack.enter_context(VideoSink(args.output, fps=source.fps, time_base=source.time_base)))
+    if args.show:
+        overlay.append(stack.enter_context(WindowSink(f"facetrack: {args.input}")))
+    return plain, overlay
+
+
+def _open_text(path):
+    try:
+        return open(path, "w")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def build_engine(cfg, model_path=None, device="cpu"):
+    """The tracking engine for a config: model, detector chain, landmarker."""
+    from .detect import DetectorUnavailable, detector_chain
+    from .engine import Engine
+    from .landmarker import Landmarker
+    from .model import load_model
+    try:
+        detectors = detector_chain(cfg.detector, upsample=cfg.upsample)
+    except DetectorUnavailable as exc:
+        raise FacetrackError(str(exc)) from None
+    landmarker = Landmarker(load_model(model_path, device), detectors, device, top_k=cfg.top_k,
+                            passes=cfg.detect_passes)
+    return Engine(landmarker, cfg)
+
+
+def _track(argv) -> int:
+    import signal
+    from contextlib import ExitStack
+    import torch
+    from tqdm import tqdm
+    from .config import load_track_config
+    from .draw import render
+    from .io.sinks import StopRequested
+    from .io.sources import SourceError, open_source
+    from .model import pick_device
+    from .pipeline import track_frames
+    parser = _track_parser()
+    if not argv:
+        parser.print_usage(sys.stderr)
+        return EXIT_USAGE
+    args = parser.parse_args(argv)
+    _track_outputs(args)
+    cfg = load_track_config(args.config, _parse_overrides(args.set)).tracking
+    torch.set_num_threads(max(1, cfg.threads))
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    source = open_source(args.input)
+    engine = build_engine(cfg, args.model, pick_device(args.device))
+    latency = cfg.latency or source.live
+    done = 0
+    with ExitStack() as stack:
+        plain, overlay = _open_sinks(args, source, stack)
+        bar = stack.enter_context(tqdm(total=source.frame_count or None, disable=args.no_progress, unit="frame",
+                                       file=sys.stderr, dynamic_ncols=True, smoothing=0.1))
+        try:
+            for result in track_frames(source, engine, cfg.batch_size, cfg.queue_size, latency):
+                image = render(result) if overlay else None
+                for sink in plain:
+                    sink.write(result)
+                for sink in overlay:
+                    sink.write(result, image)
+                done = result.frame.index
+                bar.update(1)
+        except StopRequested:
+            pass
+        except KeyboardInterrupt as exc:
+            bar.close()
+            code = EXIT_TERMINATED if isinstance(exc, _Terminated) else EXIT_INTERRUPTED
+            return _fail("track", f"{'terminated' if code == EXIT_TERMINATED else 'interrupted'} after frame "
+                                  f"{done}; the outputs hold frames 1-{done}", code)
+        except SourceError as exc:
+            bar.close()
+            if done == 0:
+                raise
+            return _fail("track", f"{exc} (after frame {done}; the outputs hold frames 1-{done})", EXIT_INPUT)
+    if source.damage:
+        print(f"track: warning: {args.input}: {source.damage}; every readable frame was processed "
+              f"({done} frames)", file=sys.stderr)
+        return EXIT_DAMAGED
+    return EXIT_OK
+
+
+def track_main(argv: list[str] | None = None) -> int:
+    return run_command("track", _track, sys.argv[1:] if argv is None else argv)
+
+
+# ---------------------------------------------------------------- bench
+
+def _bench_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bench",
+        description="Frames per second of our tracker and of the dlib baseline (HOG detector + 68-point "
+                    "shape predictor on every frame) on one clip, in one process; per-stage times, peak memory.")
+    p.add_argument("clip", nargs="?", help="video file (default: the bundled sample clip)")
+    p.add_argument("--frames", type=int, help="stop after this many frames (default: the whole clip)")
+    p.add_argument("--config", help="tracking YAML (default: built-in values)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--batch-sizes", default="", metavar="N,N,...",
+                   help="also run ours at these batch sizes (e.g. 8,64,256 on a GPU)")
+    p.add_argument("--baseline-upsample", default="1,0", metavar="U,U",
+                   help="dlib detector upsampling for the baseline runs (1 is dlib's documented example)")
+    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--model", help="model file (default: the packaged model)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{what}: expected comma-separated integers, got {text!r}") from None
+
+
+def _bench(argv) -> int:
+    import dataclasses
+    import torch
+    from .bench import peak_rss_mb, run_dlib_baseline, run_tracker, scratch_csv
+    from .config import load_track_config
+    from .model import DEFAULT_MODEL, pick_device
+    args = _bench_parser().parse_args(argv)
+    clip = args.clip or str(DEFAULT_MODEL.parents[1] / "sample" / "vid.mp4")
+    cfg = load_track_config(args.config, _parse_overrides(args.set)).tracking
+    torch.set_num_threads(max(1, cfg.threads))
+    device = pick_device(args.device)
+    engine = build_engine(cfg, args.model, device)
+    run_tracker(clip, engine, cfg, scratch_csv("warmup"), max_frames=16)          # first-call costs
+    report = {"clip": clip, "device": str(device), "threads": torch.get_num_threads(),
+              "config": dataclasses.asdict(cfg), "ours": run_tracker(clip, engine, cfg, scratch_csv("ours"), args.frames)}
+    report["ours_runs"] = []
+    for size in _int_list(args.batch_sizes, "--batch-sizes"):
+        variant = dataclasses.replace(cfg, batch_size=size, latency=False)
+        engine.cfg = variant
+        report["ours_runs"].append({"batch_size": size, **run_tracker(clip, engine, variant, scratch_csv("ours"), args.frames)})
+    if device.type == "cuda":
+        report["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    report["baseline"] = [] if args.no_baseline else [
+        run_dlib_baseline(clip, scratch_csv(f"dlib{u}"), u, args.frames)
+        for u in _int_list(args.baseline_upsample, "--baseline-upsample")]
+    report["peak_rss_mb_end"] = peak_rss_mb()
+    print(json.dumps(report, indent=1) if args.json else _format_bench(report))
+    return EXIT_OK
+
+
+def _format_bench(r: dict) -> str:
+    ours = r["ours"]
+    mode = "latency (1 frame per call)" if r["config"]["latency"] else f"batch {r['config']['batch_size']}"
+    lines = [f"clip {r['clip']}  device {r['device']}  torch threads {r['threads']}  {mode}",
+             f"{'run':<44} {'frames':>7} {'fps':>8} {'ratio':>7}",
+             f"{'facetrack (decode thread + tracker + CSV)':<44} {ours['frames']:>7d} {ours['fps']:>8.1f} {'1.00':>7}"]
+    for run in r.get("ours_runs", []):
+        lines.append(f"{'facetrack, batch ' + str(run['batch_size']):<44} {run['frames']:>7d} {run['fps']:>8.1f} "
+                     f"{run['fps'] / ours['fps']:>7.2f}")
+    for base in r["baseline"]:
+        name = f"dlib HOG (upsample {base['upsample']}) + 68-pt predictor"
+        lines.append(f"{name:<44} {base['frames']:>7d} {base['fps']:>8.1f} {base['fps'] / ours['fps']:>7.2f}")
+    for base in r["baseline"]:
+        lines.append(f"speed-up over dlib (upsample {base['upsample']}): {ours['fps'] / base['fps']:.2f}x")
+    stages = "  ".join(f"{k} {v:.2f}" for k, v in sorted(ours["ms_per_frame"].items()))
+    lines.append(f"our stages, ms per frame (decode runs on its own thread): {stages}")
+    lines.append(f"crops classified per frame {ours['crops_per_frame']:.2f}, detector runs {ours['detector_runs']}")
+    lines.append(f"peak RSS after our run {ours['peak_rss_mb']:.0f} MB (whole process)"
+                 + (f", CUDA peak {r['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in r else ""))
+    return "\n".join(lines)
+
+
+def bench_main(argv: list[str] | None = None) -> int:
+    return run_command("bench", _bench, argv)
+
+
 # ---------------------------------------------------------------- sweep
 
 def _sweep(argv) -> int:
@@ -326,7 +571,7 @@ def calibrate_main(argv: list[str] | None = None) -> int:
 
 
 COMMANDS = {"evaluate": evaluate_main, "train": train_main, "predict": predict_main, "sweep": sweep_main,
-            "calibrate": calibrate_main}
+            "calibrate": calibrate_main, "track": track_main, "bench": bench_main}
 
 if __name__ == "__main__":   # python -m tracker.cli COMMAND ... (used by torchrun)
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

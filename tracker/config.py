@@ -74,6 +74,30 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+@dataclass(frozen=True)
+class TrackingConfig:
+    """How ``bin/track`` follows faces (``configs/track.yaml`` holds these defaults)."""
+
+    batch_size: int = 8                # frames per classifier call for files (crops of all faces)
+    latency: bool = False              # true: one frame per call, nothing waits (always so for webcams)
+    queue_size: int = 32               # decoded frames buffered ahead of the classifier
+    threads: int = 2                   # torch CPU threads
+    detector: str = "auto"             # auto (dlib, then Haar) | dlib | haar
+    upsample: int = 1                  # dlib detector upsampling (1 finds faces down to ~40 px)
+    redetect_every: int = 30           # frames between detector scans for new faces while tracking (0: never)
+    lost_confidence: float = 0.15      # a face whose confidence falls below this is lost
+    refine_drift: float = 0.04         # classify again when the landmarks moved this far from the crop (box sides)
+    detect_passes: int = 2             # classifier passes on a fresh detection
+    max_faces: int = 8
+    forget_after: int = 60             # frames a lost face's id is kept for, should it come back in place
+    top_k: int = 50                    # classes averaged for the landmarks
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
 def _build(cls, values: dict, where: str):
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
@@ -120,18 +144,35 @@ def config_from_dict(values: dict, where: str = "config") -> Config:
     return _build(Config, values or {}, where)
 
 
-def load_config(path, overrides: dict | None = None) -> Config:
-    """Read a YAML file into a :class:`Config`; ``overrides`` maps section -> {key: value}."""
+def _read_yaml(path) -> dict:
     path = Path(path)
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc.__class__.__name__})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections")
+    return values
+
+
+def load_config(path, overrides: dict | None = None) -> Config:
+    """Read a YAML file into a :class:`Config`; ``overrides`` maps section -> {key: value}."""
+    values = _read_yaml(path)
     for section, items in (overrides or {}).items():
         values.setdefault(section, {}).update(items)
     return config_from_dict(values, where=str(path))
+
+
+def load_track_config(path=None, overrides: dict | None = None) -> TrackConfig:
+    """The tracking configuration: built-in defaults, a YAML file, then ``overrides``."""
+    values = _read_yaml(path) if path is not None else {}
+    for section, items in (overrides or {}).items():
+        values.setdefault(section, {}).update(items)
+    return _build(TrackConfig, values, str(path or "track config"))
 
 
 def config_to_dict(config) -> dict:

@@ -43,3 +43,11 @@ def annotate(image: np.ndarray, face_id: int, landmarks: np.ndarray, confidence:
     cv2.putText(image, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
     cv2.putText(image, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale, colour, thickness, cv2.LINE_AA)
     return image
+
+
+def render(result) -> np.ndarray:
+    """A copy of the result's frame with every face drawn (the overlay video's frame)."""
+    image = result.frame.image.copy()
+    for face in result.faces:
+        annotate(image, face.face_id, face.landmarks, face.confidence)
+    return image

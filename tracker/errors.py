@@ -14,3 +14,11 @@ class AnnotationError(FacetrackError, ValueError):
         self.line = line
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {message}")
+
+
+class OutputError(FacetrackError):
+    """A result file that cannot be written."""
+
+
+class UsageError(FacetrackError):
+    """Command-line options that do not fit together."""

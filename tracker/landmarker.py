@@ -55,6 +55,7 @@ class Landmarker:
         self.calibrations = {d.name: BoxCalibration.from_dict(model.calibration[d.name])
                              if d.name in model.calibration else BoxCalibration.identity(d.name)
                              for d in self.detectors}
+        model.network.to(memory_format=torch.channels_last)   # ~1.8x faster convolutions on CPU
         self.crop_size = model.model_config.crop_size
         self.margin = model.model_config.margin
 
@@ -68,12 +69,16 @@ class Landmarker:
                 return self.calibrations[detector.name].apply(rows).reshape(-1, 4)
         return np.zeros((0, 4))
 
-    @torch.inference_mode()
-    def classify(self, image: np.ndarray, boxes: np.ndarray) -> tuple[Posterior, np.ndarray]:
-        """One pass: posterior and landmarks (N, 68, 2) for crops around ``boxes``."""
+    def crops(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Classifier inputs (N, S, S, 3) uint8 BGR around ``boxes``."""
         crops, _ = crop_batch(image, boxes, self.crop_size, self.margin)
         if crops.ndim == 3:
             crops = np.repeat(crops[..., None], 3, axis=-1)
+        return crops
+
+    @torch.inference_mode()
+    def classify_crops(self, crops: np.ndarray) -> tuple[Posterior, np.ndarray]:
+        """Posterior and canonical landmarks (N, 68, 2) for a batch of crops."""
         scores = self.model.network(torch.from_numpy(crops).to(self.device))
         post = top_k_posterior(scores, self.top_k)
         canon = expected_shape(post, self.model.templates)
@@ -81,6 +86,15 @@ class Landmarker:
             mirrored = self.model.network(torch.from_numpy(np.ascontiguousarray(crops[:, :, ::-1])).to(self.device))
             canon = (canon + mirror_canonical(expected_shape(top_k_posterior(mirrored, self.top_k),
                                                              self.model.templates))) / 2
+        return post, canon
+
+    def confidence(self, post: Posterior, canon: np.ndarray) -> np.ndarray:
+        """The classifier's confidence in each estimate (see :func:`posterior_confidence`)."""
+        return posterior_confidence(post, self.model.templates, canon, self.model.tau)
+
+    def classify(self, image: np.ndarray, boxes: np.ndarray) -> tuple[Posterior, np.ndarray]:
+        """One pass: posterior and landmarks (N, 68, 2) for crops around ``boxes``."""
+        post, canon = self.classify_crops(self.crops(image, boxes))
         return post, from_canonical(canon, boxes)
 
     def from_boxes(self, image: np.ndarray, boxes: np.ndarray) -> list[FaceEstimate]:
@@ -88,10 +102,10 @@ class Landmarker:
         if len(boxes) == 0:
             return []
         for _ in range(max(1, self.passes)):
-            post, points = self.classify(image, boxes)
+            post, canon = self.classify_crops(self.crops(image, boxes))
+            points = from_canonical(canon, boxes)
             last_boxes, boxes = boxes, landmark_box(points)
-        canon = expected_shape(post, self.model.templates)
-        conf = posterior_confidence(post, self.model.templates, canon, self.model.tau)
+        conf = self.confidence(post, canon)
         return [FaceEstimate(box=last_boxes[i], landmarks=points[i], confidence=float(conf[i]),
                              classes=post.classes[i], probs=post.probs[i]) for i in range(len(boxes))]
 

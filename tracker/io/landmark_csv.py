@@ -67,6 +67,9 @@ class LandmarkCsvWriter:
             self._file.close()
             self._file = None
 
+    def flush(self) -> None:
+        self._file.flush()
+
     def write(self, frame: int, face_id: int, timestamp: float, confidence: float,
               points: np.ndarray | None, extras: dict | None = None, flush: bool = True) -> None:
         """Write one row; ``points=None`` writes a ``success=0`` row."""

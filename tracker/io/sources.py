@@ -1,7 +1,14 @@
-"""Frame sources: iterators of :class:`Frame` (index from 1, timestamp, BGR image)."""
+"""Frame sources: iterators of :class:`Frame` (index from 1, timestamp, BGR image).
+
+Files apply back-pressure and lose nothing; a webcam is live and hands out only the
+newest frame (:class:`WebcamSource`).
+"""
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -51,15 +58,40 @@ def read_image(path) -> np.ndarray:
 class ImageSource:
     """Images of a folder (sorted) or one image file; timestamps are 0."""
 
+    live = False
+    fps = 25.0                 # frame rate given to an overlay video made from images
+    time_base = None
+
     def __init__(self, path):
+        self.path = Path(path)
         self.files = list_images(path)
+        self.unreadable: list[str] = []
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.files)
+
+    @property
+    def damage(self) -> str:
+        """Images that could not be read and were skipped, in words ('' when none)."""
+        n = len(self.unreadable)
+        return f"{n} unreadable image{'s' * (n > 1)} skipped ({', '.join(self.unreadable[:3])}" \
+               f"{', ...' if n > 3 else ''})" if n else ""
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __iter__(self) -> Iterator[Frame]:
+        """Frames in file order; an unreadable image is skipped (its index stays unused)."""
         for i, path in enumerate(self.files, start=1):
-            yield Frame(index=i, timestamp=0.0, image=read_image(path), name=path.name)
+            try:
+                image = read_image(path)
+            except SourceError:
+                self.unreadable.append(path.name)
+                continue
+            yield Frame(index=i, timestamp=0.0, image=image, name=path.name)
+        if len(self.unreadable) == len(self.files):
+            raise SourceError(f"{self.path}: no readable image ({self.damage})")
 
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -68,16 +100,23 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 class VideoSource:
     """Frames of a video file decoded with PyAV; timestamps from pts.
 
-    A corrupt packet is skipped and decoding goes on; ``skipped`` counts them.
+    A corrupt packet is skipped and decoding goes on (its frame number stays unused, so
+    later frames keep their numbers); ``skipped`` counts them and
+    ``truncated`` tells that the file ended in the middle of the stream.
     """
+
+    live = False
 
     def __init__(self, path):
         import av
+        _quiet_ffmpeg()
         self.path = Path(path)
         if not self.path.is_file():
             raise SourceError(f"{self.path}: no such file")
         try:
             self._container = av.open(str(self.path))
+        except av.error.EOFError:
+            raise SourceError(f"{self.path}: no video frames (the file ends before the first one)") from None
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self.path}: not a readable video ({exc.__class__.__name__})") from None
         if not self._container.streams.video:
@@ -86,6 +125,21 @@ class VideoSource:
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self.skipped = 0
+        self.truncated = False
+
+    @property
+    def time_base(self) -> Fraction | None:
+        return self._stream.time_base
+
+    @property
+    def damage(self) -> str:
+        """What was wrong with the file, in words ('' when nothing)."""
+        parts = []
+        if self.skipped:
+            parts.append(f"{self.skipped} corrupt packet{'s' * (self.skipped > 1)} skipped")
+        if self.truncated:
+            parts.append("the file ends early (truncated)")
+        return "; ".join(parts)
 
     @property
     def fps(self) -> float:
@@ -104,29 +158,152 @@ class VideoSource:
 
     def __iter__(self) -> Iterator[Frame]:
         import av
-        index = 0
+        index, last_timestamp = 0, 0.0
         try:
             for packet in self._container.demux(self._stream):
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:
                     self.skipped += 1
+                    index += 1          # that packet's frame is lost; later frames keep their numbers
                     continue
                 for frame in decoded:
                     index += 1
-                    yield Frame(index=index, timestamp=self._timestamp(frame, index),
-                                image=frame.to_ndarray(format="bgr24"))
+                    last_timestamp = self._timestamp(frame, index)
+                    yield Frame(index=index, timestamp=last_timestamp, image=frame.to_ndarray(format="bgr24"))
         except av.error.FFmpegError as exc:
-            if index == 0:
+            if index == self.skipped:
                 raise SourceError(f"{self.path}: cannot decode ({exc.__class__.__name__})") from None
-            self.skipped += 1       # truncated tail: keep what was decoded
+            self.truncated = True       # keep what was decoded
         finally:
             self._container.close()
+        if index == self.skipped:
+            raise SourceError(f"{self.path}: no video frames" + (f" ({self.damage})" if self.damage else ""))
+        if not self.skipped and self._ends_early(index, last_timestamp):
+            self.truncated = True
+
+    def _expected_duration(self) -> float | None:
+        """The video stream's duration from the container header, in seconds, if it says."""
+        stream = self._stream
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        text = (stream.metadata or {}).get("DURATION")          # Matroska keeps it per stream
+        if text:
+            try:
+                h, m, sec = text.split(":")
+                return int(h) * 3600 + int(m) * 60 + float(sec)
+            except ValueError:
+                return None
+        if len(self._container.streams) == 1 and self._container.duration:
+            return self._container.duration / 1_000_000
+        return None
+
+    def _ends_early(self, decoded: int, last_timestamp: float) -> bool:
+        """Fewer frames than the header promises, or the last one well before the stated end."""
+        if self.frame_count and decoded < self.frame_count:
+            return True
+        expected = self._expected_duration()
+        return bool(expected) and last_timestamp + 2.5 / self.fps < expected
 
 
-def open_source(path):
-    """An image folder, an image file or a video file, by what the path is."""
-    path = Path(path)
+def _quiet_ffmpeg() -> None:
+    """FFmpeg's own log lines would break our one-line errors; we report problems ourselves."""
+    import av.logging
+    av.logging.set_level(av.logging.PANIC)
+
+
+class WebcamSource:
+    """A camera read by OpenCV on a grabber thread; iteration yields the newest frame.
+
+    Frames that arrive while the consumer is busy are dropped (live: latency over
+    completeness). Timestamps are seconds since the first frame.
+    """
+
+    live = True
+    time_base = None
+    damage = ""
+    frame_count = 0
+    stall_timeout = 10.0
+
+    def __init__(self, index: int, open_timeout: float = 5.0):
+        _quiet_opencv()
+        self.index = int(index)
+        self._capture = cv2.VideoCapture(self.index)
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise SourceError(f"camera {self.index} cannot be opened (no such device, or in use)")
+        self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0) or 30.0
+        self._cond = threading.Condition()
+        self._latest: tuple[int, float, np.ndarray] | None = None
+        self._stop = threading.Event()
+        self._failed = False
+        self._thread = threading.Thread(target=self._grab, name="webcam", daemon=True)
+        self._thread.start()
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._latest is not None or self._failed, open_timeout):
+                self.close()
+                raise SourceError(f"camera {self.index} opened but sent no frame within {open_timeout:.0f} s")
+        if self._latest is None:
+            self.close()
+            raise SourceError(f"camera {self.index} opened but sends no frames")
+
+    def _grab(self) -> None:
+        start, count = None, 0
+        while not self._stop.is_set():
+            ok, image = self._capture.read()
+            now = time.monotonic()
+            with self._cond:
+                if not ok or image is None:
+                    self._failed = True
+                    self._cond.notify_all()
+                    return
+                start = now if start is None else start
+                count += 1
+                self._latest = (count, now - start, image)
+                self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[Frame]:
+        seen, index = 0, 0
+        try:
+            while True:
+                with self._cond:
+                    fresh = self._cond.wait_for(lambda: (self._latest and self._latest[0] > seen)
+                                                or self._failed or self._stop.is_set(), self.stall_timeout)
+                    if not fresh:
+                        raise SourceError(f"camera {self.index} stopped sending frames "
+                                          f"(nothing for {self.stall_timeout:.0f} s)")
+                    if self._latest is None or self._latest[0] <= seen:
+                        return
+                    seen, timestamp, image = self._latest
+                index += 1
+                yield Frame(index=index, timestamp=timestamp, image=image)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread and self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self._capture.release()
+
+
+def _quiet_opencv() -> None:
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:
+        pass
+
+
+def is_camera(spec) -> bool:
+    """A webcam index given as a digit string (and no file of that name exists)."""
+    return isinstance(spec, str) and spec.isdigit() and not Path(spec).exists()
+
+
+def open_source(spec):
+    """A webcam (a digit), an image folder, an image file or a video file."""
+    if is_camera(str(spec)):
+        return WebcamSource(int(spec))
+    path = Path(spec)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path)
     return VideoSource(path)

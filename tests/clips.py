@@ -1,0 +1,75 @@
+"""Small generated videos for tracking tests: a real face (the bundled sample's first
+frame, with its pseudo-label) moved across a canvas, written losslessly."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from tracker.io.annotations import read_pts
+from tracker.io.sources import VideoSource
+
+SAMPLE = Path(__file__).resolve().parents[1] / "tracker" / "assets" / "sample"
+
+
+def sample_face(scale: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The sample clip's first frame and its 68 pseudo-label points, resized by ``scale``."""
+    image = next(iter(VideoSource(SAMPLE / "vid.mp4"))).image
+    points = read_pts(SAMPLE / "annot" / "000001.pts")
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), points * scale
+
+
+def shifted(image: np.ndarray, dx: float, dy: float = 0.0) -> np.ndarray:
+    matrix = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float64)
+    return cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+
+
+def moving_face_frames(n: int, step: float = 3.0, scale: float = 0.5):
+    """Frames of the face moving right by ``step`` px per frame, and the true points per frame."""
+    image, points = sample_face(scale)
+    offsets = [(i - n / 2) * step for i in range(n)]
+    return ([shifted(image, dx) for dx in offsets],
+            [points + np.array([dx, 0.0]) for dx in offsets])
+
+
+def write_clip(path, frames, fps: int = 24, codec: str = "ffv1", pix_fmt: str = "yuv420p",
+               options: dict | None = None, container_options: dict | None = None) -> Path:
+    """Encode BGR (or 2-D gray) frames; ffv1 in .mkv is lossless."""
+    path = Path(path)
+    with av.open(str(path), "w", options=container_options or {}) as out:
+        stream = out.add_stream(codec, rate=fps)
+        height, width = frames[0].shape[:2] if frames else (64, 64)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = pix_fmt
+        if options:
+            stream.options = options
+        out.start_encoding()
+        for image in frames:
+            fmt = "gray" if image.ndim == 2 else "bgr24"
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format=fmt)):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def noisy(frames, seed: int = 0, amount: int = 8):
+    """Frames with per-frame noise (so every packet carries data: truncation lands between frames)."""
+    rng = np.random.default_rng(seed)
+    return [np.clip(f.astype(np.int16) + rng.integers(-amount, amount, f.shape), 0, 255).astype(np.uint8)
+            for f in frames]
+
+
+def damage(path, out, start_fraction: float, length: int | None = None, seed: int = 0) -> Path:
+    """A copy of ``path`` cut at ``start_fraction`` (length None) or with ``length`` random bytes there."""
+    data = bytearray(Path(path).read_bytes())
+    start = int(len(data) * start_fraction)
+    if length is None:
+        data = data[:start]
+    else:
+        data[start:start + length] = np.random.default_rng(seed).integers(0, 256, length, dtype=np.uint8).tobytes()
+    Path(out).write_bytes(bytes(data))
+    return Path(out)

@@ -1,0 +1,96 @@
+"""Speed measurements for ``bin/bench``: our tracker and the dlib baseline on one clip.
+
+Both runs decode the same file with PyAV and write the same landmark CSV, in one
+process, so their ratio is a like-for-like comparison on the machine at hand.
+"""
+from __future__ import annotations
+
+import importlib.util
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+from .config import TrackingConfig
+from .engine import Engine
+from .errors import FacetrackError
+from .io.landmark_csv import LandmarkCsvWriter
+from .io.sinks import CsvSink
+from .io.sources import VideoSource
+from .pipeline import track_frames
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def dlib_shape_model() -> Path:
+    """dlib's 68-point predictor shipped by face_recognition_models, found without importing it
+    (that package imports pkg_resources, gone from recent setuptools)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FacetrackError("the dlib baseline needs face-recognition-models (pip install -e .[dlib])")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
+    if not path.is_file():
+        raise FacetrackError(f"{path}: dlib's 68-point model is missing")
+    return path
+
+
+def run_tracker(clip, engine: Engine, cfg: TrackingConfig, csv_path, max_frames: int | None = None) -> dict:
+    """Our tracker end to end (decode thread, engine, CSV): fps and per-stage milliseconds per frame."""
+    engine.reset()
+    engine.times.seconds.clear()
+    engine.times.counts.clear()
+    source = VideoSource(clip)
+    frames, write_s = 0, 0.0
+    start = time.perf_counter()
+    with CsvSink(csv_path) as sink:
+        for result in track_frames(source, engine, cfg.batch_size, cfg.queue_size, cfg.latency):
+            t = time.perf_counter()
+            sink.write(result)
+            write_s += time.perf_counter() - t
+            frames += 1
+            if max_frames and frames >= max_frames:
+                break
+    wall = time.perf_counter() - start
+    engine.times.add("write", write_s, frames)
+    stages = {name: 1000 * sec / max(1, frames) for name, sec in engine.times.seconds.items()}
+    return {"frames": frames, "seconds": wall, "fps": frames / wall, "ms_per_frame": stages,
+            "crops_per_frame": engine.times.counts.get("classify", 0) / max(1, frames),
+            "detector_runs": engine.times.counts.get("detect", 0), "peak_rss_mb": peak_rss_mb()}
+
+
+def run_dlib_baseline(clip, csv_path, upsample: int = 1, max_frames: int | None = None) -> dict:
+    """What a user writes with dlib: HOG detector + 68-point shape predictor on every frame."""
+    try:
+        import dlib
+    except ImportError:
+        raise FacetrackError("the dlib baseline needs dlib-bin (pip install -e .[dlib])") from None
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(dlib_shape_model()))
+    frames = 0
+    start = time.perf_counter()
+    with LandmarkCsvWriter(csv_path) as writer:
+        for frame in VideoSource(clip):
+            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+            faces = detector(rgb, upsample)
+            for face_id, rect in enumerate(faces):
+                shape = predictor(rgb, rect)
+                points = [(shape.part(i).x, shape.part(i).y) for i in range(68)]
+                writer.write(frame.index, face_id, frame.timestamp, 1.0, points)
+            if not len(faces):
+                writer.write(frame.index, -1, frame.timestamp, 0.0, None)
+            frames += 1
+            if max_frames and frames >= max_frames:
+                break
+    wall = time.perf_counter() - start
+    return {"frames": frames, "seconds": wall, "fps": frames / wall, "upsample": upsample}
+
+
+def scratch_csv(name: str) -> str:
+    return str(Path(tempfile.gettempdir()) / f"facetrack-bench-{name}.csv")

@@ -1,0 +1,120 @@
+"""Source -> engine -> results: a decoding thread, a bounded queue, batches, shutdown.
+
+Files are decoded on a producer thread (PyAV releases the GIL, so decoding overlaps
+with the classifier) into a bounded queue: back-pressure, nothing lost. Live sources
+already hand out only their newest frame and are read in place, one frame per batch.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from typing import Iterable, Iterator
+
+from .engine import Engine, FrameResult, StageTimes
+from .io.sources import Frame
+
+POLL_SECONDS = 0.1
+
+
+class _End:
+    """End-of-stream marker; carries the producer's exception when it failed."""
+
+    def __init__(self, error: BaseException | None = None):
+        self.error = error
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put with a timeout loop so a stopped consumer never leaves the producer blocked."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+@contextmanager
+def prefetched(source: Iterable[Frame], size: int, times: StageTimes | None = None) -> Iterator[Iterator[Frame]]:
+    """Frames of ``source`` decoded ahead on a thread, at most ``size`` waiting."""
+    q: queue.Queue = queue.Queue(maxsize=max(1, size))
+    stop = threading.Event()
+
+    def produce() -> None:
+        end = _End()
+        try:
+            frames = iter(source)
+            while not stop.is_set():
+                start = time.perf_counter()
+                frame = next(frames, None)
+                if times is not None:
+                    times.add("decode", time.perf_counter() - start)
+                if frame is None or not _put(q, frame, stop):
+                    break
+        except BaseException as exc:          # handed to the consumer, which re-raises it
+            end = _End(exc)
+        finally:
+            _put(q, end, stop)
+
+    thread = threading.Thread(target=produce, name="decode", daemon=True)
+    thread.start()
+
+    def consume() -> Iterator[Frame]:
+        while True:
+            try:
+                item = q.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                if not thread.is_alive() and q.empty():
+                    return
+                continue
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        while True:                               # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                break
+        thread.join(timeout=5.0)
+
+
+def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    batch: list[Frame] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 32,
+                 latency: bool = False) -> Iterator[FrameResult]:
+    """Every frame's result, in order. Live sources (and ``latency``) go one frame at a time."""
+    live = getattr(source, "live", False)
+    if live:
+        def timed_live() -> Iterator[Frame]:
+            frames = iter(source)
+            while True:
+                start = time.perf_counter()
+                frame = next(frames, None)
+                engine.times.add("decode", time.perf_counter() - start)
+                if frame is None:
+                    return
+                yield frame
+        frames_cm = nullcontext(timed_live())
+    else:
+        frames_cm = prefetched(source, queue_size, engine.times)
+    with frames_cm as frames:
+        for batch in batched(frames, 1 if (live or latency) else max(1, batch_size)):
+            yield from engine.process(batch)
