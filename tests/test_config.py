@@ -29,7 +29,24 @@ def test_every_committed_config_loads():
     configs = sorted(root.glob("*.yaml"))
     assert configs
     for path in configs:
+        if path.name == "track.yaml":
+            continue                     # tracking settings, not a training run (tested below)
         load_config(path)
     for path in sorted((root / "sweeps").glob("*.yaml")):
         base, points, losses, _ = load_sweep(path)
         assert len(grid_configs(base, points, losses)) == len(points) * len(losses)
+
+
+def test_track_yaml_matches_the_built_in_defaults():
+    from pathlib import Path
+    from tracker.config import TrackConfig, load_track_config
+    assert load_track_config(Path(__file__).resolve().parents[1] / "configs" / "track.yaml") == TrackConfig()
+
+
+def test_track_config_rejects_unknown_keys_and_bad_types():
+    import pytest
+    from tracker.config import ConfigError, load_track_config
+    with pytest.raises(ConfigError, match="did you mean 'batch_size'"):
+        load_track_config(None, {"tracking": {"batchsize": 4}})
+    with pytest.raises(ConfigError, match="expected true or false"):
+        load_track_config(None, {"tracking": {"latency": "yes"}})

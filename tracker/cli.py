@@ -545,17 +545,21 @@ def _calibrate(argv) -> int:
     from .config import config_from_dict
     from .data import load_faces, split_by_photo
     from .model import DEFAULT_MODEL, load_model
-    from .train import calibrate_detectors
+    from .train import calibrate_detectors, calibrate_landmark_boxes
     p = argparse.ArgumentParser(prog="calibrate",
                                 description="Fit every available detector's box calibration on the model's "
-                                            "training split and store it in the model file.")
+                                            "training split, and the box of the model's own estimates on its "
+                                            "validation split; store them in the model file.")
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="model file to update (default: the packaged one)")
     p.add_argument("--out", help="write the updated model here instead of in place")
     args = p.parse_args(argv)
     model = load_model(args.model)
     cfg = config_from_dict(model.config)
-    faces, _ = split_by_photo(load_faces(cfg.data.root, cfg.data.train_sets), cfg.data.val_fraction, cfg.data.split_seed)
+    faces, val_faces = split_by_photo(load_faces(cfg.data.root, cfg.data.train_sets), cfg.data.val_fraction,
+                                      cfg.data.split_seed)
     model.calibration, model.meta["calibration_fit"] = calibrate_detectors(faces)
+    model.calibration["landmarks"], model.meta["calibration_fit"]["landmarks"] = \
+        calibrate_landmark_boxes(model, val_faces)
     out = args.out or args.model
     try:
         model.save(out)

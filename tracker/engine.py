@@ -145,9 +145,10 @@ class Engine:
             boxes = np.stack([t.box for t in self.tracks])[None] + steps * np.stack([t.velocity for t in self.tracks])[None]
             flat_boxes = boxes.reshape(-1, 4)
             post, points, conf = self._classify(self._crops(chunk, boxes), flat_boxes)
-            redo = np.flatnonzero(box_drift(flat_boxes, landmark_box(points)) > self.cfg.refine_drift)
+            redo = np.flatnonzero(box_drift(flat_boxes, self.landmarker.box_from_landmarks(points))
+                                  > self.cfg.refine_drift)
             if len(redo):
-                new_boxes = landmark_box(points[redo])
+                new_boxes = self.landmarker.box_from_landmarks(points[redo])
                 frame_of = redo // n_tracks
                 crops = np.concatenate([self.landmarker.crops(chunk[f].image, b[None]) for f, b in zip(frame_of, new_boxes)])
                 p2, pts2, c2 = self._classify(crops, new_boxes)
@@ -175,7 +176,7 @@ class Engine:
         return results
 
     def _update(self, track: Track, points: np.ndarray) -> None:
-        box = landmark_box(points)
+        box = self.landmarker.box_from_landmarks(points)
         shift = (box[:2] + box[2:] - track.box[:2] - track.box[2:]) / 2
         # Only the centre moves with the velocity: extrapolating the size would feed the
         # classifier's pull towards the mean face size back into the next crop.
@@ -217,7 +218,7 @@ class Engine:
         self.times.add("classify", time.perf_counter() - start, len(boxes) * max(1, self.landmarker.passes))
         new_faces = []
         for est in estimates:
-            box = landmark_box(est.landmarks)
+            box = self.landmarker.box_from_landmarks(est.landmarks)
             face_id = self._id_for(box)
             track = Track(face_id, box, np.zeros(4), self.frames_seen)
             # An unconvincing detection is reported but not followed; its id waits in `lost`.

@@ -19,6 +19,9 @@ from .poses import rms_distance
 from .shapes import MIRROR, from_canonical, landmark_box
 
 
+LANDMARK_BOXES = "landmarks"       # calibration key for boxes made from our own estimates
+
+
 @dataclass(frozen=True)
 class FaceEstimate:
     box: np.ndarray            # (4,) square face box the last pass cropped around
@@ -55,6 +58,9 @@ class Landmarker:
         self.calibrations = {d.name: BoxCalibration.from_dict(model.calibration[d.name])
                              if d.name in model.calibration else BoxCalibration.identity(d.name)
                              for d in self.detectors}
+        # Our own estimates run slightly small; this maps their box to the face box (bin/calibrate).
+        self.landmark_calibration = BoxCalibration.from_dict(model.calibration[LANDMARK_BOXES]) \
+            if LANDMARK_BOXES in model.calibration else BoxCalibration.identity(LANDMARK_BOXES)
         model.network.to(memory_format=torch.channels_last)   # ~1.8x faster convolutions on CPU
         self.crop_size = model.model_config.crop_size
         self.margin = model.model_config.margin
@@ -68,6 +74,10 @@ class Landmarker:
             if len(rows):
                 return self.calibrations[detector.name].apply(rows).reshape(-1, 4)
         return np.zeros((0, 4))
+
+    def box_from_landmarks(self, points: np.ndarray) -> np.ndarray:
+        """The face box to crop around next, given landmarks estimated by this model."""
+        return self.landmark_calibration.apply(landmark_box(points))
 
     def crops(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Classifier inputs (N, S, S, 3) uint8 BGR around ``boxes``."""
@@ -104,7 +114,7 @@ class Landmarker:
         for _ in range(max(1, self.passes)):
             post, canon = self.classify_crops(self.crops(image, boxes))
             points = from_canonical(canon, boxes)
-            last_boxes, boxes = boxes, landmark_box(points)
+            last_boxes, boxes = boxes, self.box_from_landmarks(points)
         conf = self.confidence(post, canon)
         return [FaceEstimate(box=last_boxes[i], landmarks=points[i], confidence=float(conf[i]),
                              classes=post.classes[i], probs=post.probs[i]) for i in range(len(boxes))]
