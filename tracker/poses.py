@@ -17,6 +17,7 @@ from typing import Iterable, Iterator, NamedTuple
 import faiss
 import numpy as np
 
+from kernels.hmm import kdtree_build, knn_search
 from tracker.shapes import N_POINTS
 
 DIM = 2 * N_POINTS
@@ -310,15 +311,33 @@ def choose_tau(templates: np.ndarray, val_shapes: np.ndarray,
 
 # ----------------------------------------------------------------------------- neighbour graph
 
-def _drop_self(cand: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Remove each row's own id (or its last column when absent): (n, k) -> (n, k - 1)."""
-    is_self = cand == rows[:, None]
-    absent = ~is_self.any(axis=1)
-    is_self[absent, -1] = True
-    first = is_self.argmax(axis=1)
-    is_self[:] = False
-    is_self[np.arange(len(cand)), first] = True
-    return cand[~is_self].reshape(len(cand), cand.shape[1] - 1)
+_KNN_PCA = 16                # principal axes kept by the kNN lower bound
+_KNN_LEAF = 16               # k-d tree leaf size of the kNN search
+
+
+def _lower_bound_space(t: np.ndarray) -> tuple[np.ndarray, float]:
+    """(K, d + 1) float64 coordinates whose L2 distances bound the true ones from below.
+
+    Each centred shape x maps to (V x, ||x - V^T V x||) for an orthonormal basis V of the
+    top principal axes, so ||a' - b'||^2 = ||V(a - b)||^2 + (||r_a|| - ||r_b||)^2 <= ||a - b||^2.
+    Face shapes keep most of their variance in a few axes, which makes the bound tight.
+    Also returns the largest squared norm of a centred shape (the scale of rounding errors).
+    """
+    size = len(t)
+    center = t.mean(axis=0, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    sample = t[np.sort(rng.choice(size, min(size, 20_000), replace=False))] - center
+    basis = np.linalg.svd(sample, full_matrices=False)[2][:_KNN_PCA].T
+    out = np.empty((size, basis.shape[1] + 1))
+    max_sq = 0.0
+    for sl in _query_chunks(size, 16_384):
+        x = t[sl] - center
+        proj = x @ basis
+        sq = np.einsum("ij,ij->i", x, x)
+        out[sl, :-1] = proj
+        out[sl, -1] = np.sqrt(np.maximum(sq - np.einsum("ij,ij->i", proj, proj), 0))
+        max_sq = max(max_sq, float(sq.max()))
+    return out, max_sq
 
 
 def knn_graph(templates: np.ndarray, n: int,
@@ -326,23 +345,40 @@ def knn_graph(templates: np.ndarray, n: int,
     """Each template's ``n`` nearest other templates, self first (for HMM transitions).
 
     Returns CSR (indptr int64, indices int64, dist float32) where row k is
-    [k, its neighbours by increasing RMS distance]; ``dist`` is the RMS distance (0 for
-    self). ``n`` is capped at K - 1, so every row has min(n, K - 1) + 1 entries.
+    [k, its neighbours by increasing RMS distance, ties by smaller index]; ``dist`` is the
+    RMS distance (0 for self and for exact duplicates). ``n`` is capped at K - 1, so every
+    row has min(n, K - 1) + 1 entries.
+
+    Exact (it equals a stable float64 brute force) and fast for face shapes: filter and
+    refine with a k-d tree (:func:`kernels.hmm.knn_search`) over a 17-d lower-bound
+    embedding (top principal axes plus residual norm, :func:`_lower_bound_space`); only
+    pairs the bound cannot rule out get their exact float64 distance. Memory is a tree-
+    ordered copy of the templates plus O(K n). ``chunk`` is accepted for compatibility
+    and must be >= 1; the tree search needs no chunking.
     """
-    search = _FlatSearch(templates)
-    t, size = search.templates, len(search)
+    t = _flat(templates)
+    if t.dtype not in (np.float32, np.float64):
+        t = t.astype(np.float64)
+    size = len(t)
+    if size == 0:
+        raise ValueError("need at least one template")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    if not np.isfinite(t).all():
+        raise ValueError("templates must be finite")
     n_eff = min(max(int(n), 0), size - 1)
     width = n_eff + 1
     indices = np.empty((size, width), dtype=np.int64)
     dist = np.zeros((size, width), dtype=np.float32)
-    for sl in _query_chunks(size, chunk):
-        rows = np.arange(sl.start, sl.stop)
-        _, cand = search.index.search(search._centred(t[sl]), width)
-        others = _drop_self(cand, rows)
-        d2 = _pair_sqdist(t, np.repeat(rows, n_eff), t, others.ravel()).reshape(len(rows), n_eff)
-        order = np.argsort(d2, axis=1, kind="stable")
-        indices[sl, 0] = rows
-        indices[sl, 1:] = np.take_along_axis(others, order, axis=1)
-        dist[sl, 1:] = np.sqrt(np.take_along_axis(d2, order, axis=1) / N_POINTS)
+    indices[:, 0] = np.arange(size)
+    if n_eff:
+        low, max_sq = _lower_bound_space(t)
+        perm, start, end, left, right, lo, hi = kdtree_build(low, _KNN_LEAF)
+        nbr = np.empty((size, n_eff), dtype=np.int64)
+        d2 = np.empty((size, n_eff), dtype=np.float64)
+        knn_search(np.ascontiguousarray(low[perm]), np.ascontiguousarray(t[perm]), perm,
+                   start, end, left, right, lo, hi, n_eff, 1e-9, 1e-12 * max_sq + 1e-300, nbr, d2)
+        indices[:, 1:] = nbr
+        dist[:, 1:] = np.sqrt(d2 / N_POINTS)
     indptr = np.arange(size + 1, dtype=np.int64) * width
     return indptr, indices.ravel(), dist.ravel()
