@@ -22,7 +22,17 @@ def model():
 def test_packaged_model_is_small_and_complete(model):
     assert DEFAULT_MODEL.stat().st_size < 40 * 2**20
     assert model.templates.shape[1:] == (68, 2) and len(model.widths) == model.num_classes
-    assert 0 < model.tau < 0.2 and {"dlib", "haar"} <= set(model.calibration)
+    assert 0 < model.tau < 0.2 and {"dlib", "haar", "landmarks"} <= set(model.calibration)
+
+
+def test_box_from_own_landmarks_is_calibrated(model, face):
+    """Our estimates run ~2.6 % small (fitted on the validation split); tracking crops undo that."""
+    from tracker.shapes import box_center_size, landmark_box
+    cal = model.calibration["landmarks"]
+    assert 1.0 < np.exp(cal["b"]) < 1.06 and cal["ax"] == 0.0
+    landmarker = Landmarker(model)
+    (c0, s0), (c1, s1) = box_center_size(landmark_box(face)), box_center_size(landmarker.box_from_landmarks(face))
+    assert s1 / s0 == pytest.approx(np.exp(cal["b"])) and c1[0] == pytest.approx(c0[0])
 
 
 def test_landmarks_on_sample_frames(model, sample_clip):
@@ -36,3 +46,13 @@ def test_landmarks_on_sample_frames(model, sample_clip):
         assert 0 < faces[0].confidence <= 1
     # Against the clip's dlib pseudo-labels; 0.08 is the failure threshold.
     assert np.mean(errors) < 0.04 and max(errors) < 0.08
+
+
+def test_calibrate_landmark_boxes_fits_scale_only(model, sample_clip):
+    from types import SimpleNamespace
+    from tracker.train import calibrate_landmark_boxes
+    labels = read_300vw(sample_clip).landmarks
+    faces = [SimpleNamespace(image=f.image, landmarks=labels[f.index])
+             for f in itertools.islice(VideoSource(sample_clip / "vid.mp4"), 0, 40, 10)]
+    fitted, stats = calibrate_landmark_boxes(model, faces, repeats=2)
+    assert stats["n"] == 8 and fitted["ax"] == 0.0 and 0.9 < stats["scale"] < 1.2

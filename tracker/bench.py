@@ -46,7 +46,7 @@ def run_tracker(clip, engine: Engine, cfg: TrackingConfig, csv_path, max_frames:
     engine.reset()
     engine.times.seconds.clear()
     engine.times.counts.clear()
-    source = VideoSource(clip)
+    source = VideoSource(clip, threads=cfg.decode_threads)
     frames, write_s = 0, 0.0
     start = time.perf_counter()
     with CsvSink(csv_path) as sink:

@@ -382,7 +382,7 @@ def _track(argv) -> int:
     cfg = load_track_config(args.config, _parse_overrides(args.set)).tracking
     torch.set_num_threads(max(1, cfg.threads))
     signal.signal(signal.SIGTERM, _on_sigterm)
-    source = open_source(args.input)
+    source = open_source(args.input, cfg.decode_threads)
     engine = build_engine(cfg, args.model, pick_device(args.device))
     latency = cfg.latency or source.live
     done = 0

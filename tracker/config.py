@@ -59,7 +59,8 @@ class TrainConfig:
     checkpoint_every: int = 250
     seed: int = 0
     device: str = "auto"               # auto | cpu | cuda
-    threads: int = 2                   # torch CPU threads
+    threads: int = 1                   # torch CPU threads (the decode thread needs a core of its own)
+    decode_threads: int = 1            # FFmpeg threads decoding video (0: one per core)
     amp: bool = True                   # mixed precision on CUDA
     top_k: int = 50                    # templates averaged for the landmark estimate
 
@@ -81,10 +82,12 @@ class TrackingConfig:
     batch_size: int = 8                # frames per classifier call for files (crops of all faces)
     latency: bool = False              # true: one frame per call, nothing waits (always so for webcams)
     queue_size: int = 32               # decoded frames buffered ahead of the classifier
-    threads: int = 2                   # torch CPU threads
+    threads: int = 1                   # torch CPU threads (the decode thread needs a core of its own)
+    decode_threads: int = 1            # FFmpeg threads decoding video (0: one per core)
     detector: str = "auto"             # auto (dlib, then Haar) | dlib | haar
     upsample: int = 1                  # dlib detector upsampling (1 finds faces down to ~40 px)
     redetect_every: int = 30           # frames between detector scans for new faces while tracking (0: never)
+    scan_upsample: int = 0             # dlib upsampling for those scans (0: ~4x cheaper, faces over ~80 px)
     lost_confidence: float = 0.15      # a face whose confidence falls below this is lost
     refine_drift: float = 0.04         # classify again when the landmarks moved this far from the crop (box sides)
     detect_passes: int = 2             # classifier passes on a fresh detection

@@ -31,8 +31,10 @@ class Detector(abc.ABC):
     name: str = "detector"
 
     @abc.abstractmethod
-    def detect(self, image: np.ndarray) -> np.ndarray:
-        """Faces in a BGR (H, W, 3) or grayscale (H, W) uint8 image, best first."""
+    def detect(self, image: np.ndarray, upsample: int | None = None) -> np.ndarray:
+        """Faces in a BGR (H, W, 3) or grayscale (H, W) uint8 image, best first.
+
+        ``upsample`` overrides the detector's own image upsampling where it has one."""
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self.detect(image)
@@ -81,8 +83,9 @@ class DlibHogDetector(Detector):
         self.threshold = float(threshold)
         self._detector = _import_dlib().get_frontal_face_detector()
 
-    def detect(self, image: np.ndarray) -> np.ndarray:
-        rects, scores, _ = self._detector.run(_as_rgb_or_gray(image), self.upsample,
+    def detect(self, image: np.ndarray, upsample: int | None = None) -> np.ndarray:
+        rects, scores, _ = self._detector.run(_as_rgb_or_gray(image),
+                                              self.upsample if upsample is None else int(upsample),
                                               self.threshold)
         # dlib's right/bottom are inclusive pixel indices.
         boxes = [(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects]
@@ -107,7 +110,7 @@ class HaarDetector(Detector):
         self.min_size = min_size
         self.equalize = equalize
 
-    def detect(self, image: np.ndarray) -> np.ndarray:
+    def detect(self, image: np.ndarray, upsample: int | None = None) -> np.ndarray:
         gray = _as_gray(image)
         if self.equalize:
             gray = cv2.equalizeHist(gray)

@@ -204,7 +204,8 @@ class Engine:
     def _scan(self, frame: Frame, tracked: list[FaceResult]) -> list[FaceResult]:
         """Run the detector; faces not already tracked get a track (an old id if one was lost there)."""
         start = time.perf_counter()
-        boxes = self.landmarker.face_boxes(frame.image)
+        # While faces are followed, a periodic scan only looks for newcomers: the cheaper setting.
+        boxes = self.landmarker.face_boxes(frame.image, self.cfg.scan_upsample if tracked else None)
         self.times.add("detect", time.perf_counter() - start)
         self.last_scan = self.frames_seen
         self.lost = [t for t in self.lost if self.frames_seen - t.last_frame <= self.cfg.forget_after]

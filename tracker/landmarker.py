@@ -65,12 +65,12 @@ class Landmarker:
         self.crop_size = model.model_config.crop_size
         self.margin = model.model_config.margin
 
-    def face_boxes(self, image: np.ndarray) -> np.ndarray:
+    def face_boxes(self, image: np.ndarray, upsample: int | None = None) -> np.ndarray:
         """Faces as calibrated square boxes (N, 4), best first, from the first detector that finds any."""
         if not self.detectors:
             raise RuntimeError("this Landmarker has no detector; pass boxes to from_boxes()")
         for detector in self.detectors:
-            rows = detector.detect(image)
+            rows = detector.detect(image, upsample)
             if len(rows):
                 return self.calibrations[detector.name].apply(rows).reshape(-1, 4)
         return np.zeros((0, 4))

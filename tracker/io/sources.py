@@ -107,7 +107,8 @@ class VideoSource:
 
     live = False
 
-    def __init__(self, path):
+    def __init__(self, path, threads: int = 0):
+        """``threads``: FFmpeg decoding threads (0: FFmpeg's choice, one per core)."""
         import av
         _quiet_ffmpeg()
         self.path = Path(path)
@@ -123,7 +124,11 @@ class VideoSource:
             self._container.close()
             raise SourceError(f"{self.path}: has no video stream")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
+        if threads == 1:
+            self._stream.codec_context.thread_count = 1
+        else:
+            self._stream.thread_type = "AUTO"
+            self._stream.codec_context.thread_count = max(0, threads)
         self.skipped = 0
         self.truncated = False
 
@@ -299,11 +304,11 @@ def is_camera(spec) -> bool:
     return isinstance(spec, str) and spec.isdigit() and not Path(spec).exists()
 
 
-def open_source(spec):
+def open_source(spec, decode_threads: int = 0):
     """A webcam (a digit), an image folder, an image file or a video file."""
     if is_camera(str(spec)):
         return WebcamSource(int(spec))
     path = Path(spec)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path)
-    return VideoSource(path)
+    return VideoSource(path, threads=decode_threads)
