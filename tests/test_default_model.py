@@ -56,3 +56,14 @@ def test_calibrate_landmark_boxes_fits_scale_only(model, sample_clip):
              for f in itertools.islice(VideoSource(sample_clip / "vid.mp4"), 0, 40, 10)]
     fitted, stats = calibrate_landmark_boxes(model, faces, repeats=2)
     assert stats["n"] == 8 and fitted["ax"] == 0.0 and 0.9 < stats["scale"] < 1.2
+
+
+def test_model_stores_the_hmm_transitions(model):
+    from tracker.temporal import model_transitions
+    stored = model.transitions
+    assert stored["n"] == 32 and stored["sigma"] > 0
+    tr = model_transitions(model, 32)
+    assert tr.num_states == model.num_classes and tr.indices.dtype == np.int32
+    # by-destination CSR: summing exp(log_weight) per source gives proper distributions (fp16 storage)
+    sources = np.bincount(tr.indices, weights=np.exp(tr.log_weight.astype(np.float64)), minlength=tr.num_states)
+    np.testing.assert_allclose(sources, 1.0, atol=2e-3)

@@ -84,7 +84,7 @@ def test_two_faces_keep_their_ids_and_a_lost_face_comes_back(tmp_path):
         right = blank if 12 <= i < 16 else shifted(face, 2 * i - 40)
         frames.append(np.concatenate([shifted(face, -i - 20), right], axis=1))
     path = write_clip(tmp_path / "two.mkv", frames)
-    assert track(path, "--csv", tmp_path / "o.csv", "--set", "tracking.redetect_every=4") == 0
+    assert track(path, "--csv", tmp_path / "o.csv", "--set", "tracking.redetect_every=4", "--no-temporal") == 0
     rows = read_landmark_csv(tmp_path / "o.csv")
     by_frame = {}
     for r in rows:
@@ -95,6 +95,11 @@ def test_two_faces_keep_their_ids_and_a_lost_face_comes_back(tmp_path):
     assert len(left_ids) == 1 and len(right_ids) == 1 and left_ids != right_ids
     assert all(len(by_frame[i]) == 1 for i in range(14, 17))      # right face hidden: lost
     assert all(len(by_frame[i]) == 2 for i in (1, 10, 25, 30))      # back with the same id
+    # With the HMM on (the default) a face the detector cannot see either is held, not dropped:
+    # still reported, under its id, with the classifier's low confidence.
+    assert track(path, "--csv", tmp_path / "h.csv", "--set", "tracking.redetect_every=4") == 0
+    held = [r for r in read_landmark_csv(tmp_path / "h.csv") if 14 <= r.frame <= 16 and r.face_id in right_ids]
+    assert len(held) == 3 and all(r.confidence < 0.15 for r in held)
 
 
 def test_image_folder_and_overlay_of_mixed_sizes(tmp_path):

@@ -41,7 +41,8 @@ def dlib_shape_model() -> Path:
     return path
 
 
-def run_tracker(clip, engine: Engine, cfg: TrackingConfig, csv_path, max_frames: int | None = None) -> dict:
+def run_tracker(clip, engine: Engine, cfg: TrackingConfig, csv_path, max_frames: int | None = None,
+                temporal=None) -> dict:
     """Our tracker end to end (decode thread, engine, CSV): fps and per-stage milliseconds per frame."""
     engine.reset()
     engine.times.seconds.clear()
@@ -50,7 +51,7 @@ def run_tracker(clip, engine: Engine, cfg: TrackingConfig, csv_path, max_frames:
     frames, write_s = 0, 0.0
     start = time.perf_counter()
     with CsvSink(csv_path) as sink:
-        for result in track_frames(source, engine, cfg.batch_size, cfg.queue_size, cfg.latency):
+        for result in track_frames(source, engine, cfg.batch_size, cfg.queue_size, cfg.latency, temporal):
             t = time.perf_counter()
             sink.write(result)
             write_s += time.perf_counter() - t

@@ -291,6 +291,8 @@ def _track_parser() -> argparse.ArgumentParser:
                    help="override one config value, e.g. --set tracking.batch_size=1")
     p.add_argument("--model", help="model file (default: the packaged model)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--no-temporal", action="store_true",
+                   help="per-frame estimates only: no HMM over pose classes, no smoothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -347,8 +349,8 @@ def _open_text(path):
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def build_engine(cfg, model_path=None, device="cpu"):
-    """The tracking engine for a config: model, detector chain, landmarker."""
+def build_engine(cfg, model_path=None, device="cpu", temporal=None):
+    """The tracking engine for a config (``temporal``: a TemporalConfig when the HMM will run)."""
     from .detect import DetectorUnavailable, detector_chain
     from .engine import Engine
     from .landmarker import Landmarker
@@ -357,12 +359,27 @@ def build_engine(cfg, model_path=None, device="cpu"):
         detectors = detector_chain(cfg.detector, upsample=cfg.upsample)
     except DetectorUnavailable as exc:
         raise FacetrackError(str(exc)) from None
+    on = temporal is not None and temporal.enabled
     landmarker = Landmarker(load_model(model_path, device), detectors, device, top_k=cfg.top_k,
-                            passes=cfg.detect_passes)
-    return Engine(landmarker, cfg)
+                            passes=cfg.detect_passes, keep_log_probs=on)
+    return Engine(landmarker, cfg, hold_frames=temporal.hold_frames if on else 0)
+
+
+def build_temporal(cfg, model, live: bool):
+    """The HMM + smoothing stage for a TemporalConfig, or None when it is off.
+
+    Live sources decode with lag 0 and skip the smoothing, which would wait a frame."""
+    from .smoothing import HmmStage, TemporalStage, ThreeFrameSmoother
+    from .temporal import model_transitions
+    if not cfg.enabled:
+        return None
+    hmm = HmmStage(model_transitions(model, cfg.neighbours), model.templates, model.tau,
+                   lag=0 if live else cfg.lag, prune_top=cfg.prune_top)
+    return TemporalStage(hmm, ThreeFrameSmoother() if cfg.smoothing and not live else None)
 
 
 def _track(argv) -> int:
+    import dataclasses
     import signal
     from contextlib import ExitStack
     import torch
@@ -379,34 +396,44 @@ def _track(argv) -> int:
         return EXIT_USAGE
     args = parser.parse_args(argv)
     _track_outputs(args)
-    cfg = load_track_config(args.config, _parse_overrides(args.set)).tracking
+    config = load_track_config(args.config, _parse_overrides(args.set))
+    cfg = config.tracking
+    temporal_cfg = dataclasses.replace(config.temporal, enabled=False) if args.no_temporal else config.temporal
     torch.set_num_threads(max(1, cfg.threads))
     signal.signal(signal.SIGTERM, _on_sigterm)
     source = open_source(args.input, cfg.decode_threads)
-    engine = build_engine(cfg, args.model, pick_device(args.device))
+    engine = build_engine(cfg, args.model, pick_device(args.device), temporal_cfg)
+    temporal = build_temporal(temporal_cfg, engine.landmarker.model, source.live)
     latency = cfg.latency or source.live
     done = 0
+
+    def write(result) -> None:
+        nonlocal done
+        image = render(result) if overlay else None
+        for sink in plain:
+            sink.write(result)
+        for sink in overlay:
+            sink.write(result, image)
+        done = result.frame.index
+        bar.update(1)
+
     with ExitStack() as stack:
         plain, overlay = _open_sinks(args, source, stack)
         bar = stack.enter_context(tqdm(total=source.frame_count or None, disable=args.no_progress, unit="frame",
                                        file=sys.stderr, dynamic_ncols=True, smoothing=0.1))
         try:
-            for result in track_frames(source, engine, cfg.batch_size, cfg.queue_size, latency):
-                image = render(result) if overlay else None
-                for sink in plain:
-                    sink.write(result)
-                for sink in overlay:
-                    sink.write(result, image)
-                done = result.frame.index
-                bar.update(1)
+            for result in track_frames(source, engine, cfg.batch_size, cfg.queue_size, latency, temporal):
+                write(result)
         except StopRequested:
             pass
         except KeyboardInterrupt as exc:
+            _write_held_frames(temporal, write)
             bar.close()
             code = EXIT_TERMINATED if isinstance(exc, _Terminated) else EXIT_INTERRUPTED
             return _fail("track", f"{'terminated' if code == EXIT_TERMINATED else 'interrupted'} after frame "
                                   f"{done}; the outputs hold frames 1-{done}", code)
         except SourceError as exc:
+            _write_held_frames(temporal, write)
             bar.close()
             if done == 0:
                 raise
@@ -416,6 +443,17 @@ def _track(argv) -> int:
               f"({done} frames)", file=sys.stderr)
         return EXIT_DAMAGED
     return EXIT_OK
+
+
+def _write_held_frames(temporal, write) -> None:
+    """Frames the temporal stage still holds, decided now and written (after a stop or a failure)."""
+    if temporal is None:
+        return
+    try:
+        for result in temporal.flush():
+            write(result)
+    except (KeyboardInterrupt, OSError, FacetrackError):
+        pass
 
 
 def track_main(argv: list[str] | None = None) -> int:
@@ -438,6 +476,8 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline-upsample", default="1,0", metavar="U,U",
                    help="dlib detector upsampling for the baseline runs (1 is dlib's documented example)")
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--hmm-states", default="10000,140000", metavar="K,K",
+                   help="also time the HMM decoder alone at these numbers of states (n from the config; '' skips)")
     p.add_argument("--model", help="model file (default: the packaged model)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -455,27 +495,37 @@ def _bench(argv) -> int:
     import dataclasses
     import torch
     from .bench import peak_rss_mb, run_dlib_baseline, run_tracker, scratch_csv
+    from .temporal import decode_benchmark
     from .config import load_track_config
     from .model import DEFAULT_MODEL, pick_device
     args = _bench_parser().parse_args(argv)
     clip = args.clip or str(DEFAULT_MODEL.parents[1] / "sample" / "vid.mp4")
-    cfg = load_track_config(args.config, _parse_overrides(args.set)).tracking
+    config = load_track_config(args.config, _parse_overrides(args.set))
+    cfg = config.tracking
     torch.set_num_threads(max(1, cfg.threads))
     device = pick_device(args.device)
-    engine = build_engine(cfg, args.model, device)
-    run_tracker(clip, engine, cfg, scratch_csv("warmup"), max_frames=16)          # first-call costs
+    engine = build_engine(cfg, args.model, device, config.temporal)
+
+    def temporal():
+        return build_temporal(config.temporal, engine.landmarker.model, live=False)
+    run_tracker(clip, engine, cfg, scratch_csv("warmup"), max_frames=16, temporal=temporal())   # first-call costs
     report = {"clip": clip, "device": str(device), "threads": torch.get_num_threads(),
-              "config": dataclasses.asdict(cfg), "ours": run_tracker(clip, engine, cfg, scratch_csv("ours"), args.frames)}
+              "config": dataclasses.asdict(cfg), "temporal": dataclasses.asdict(config.temporal),
+              "ours": run_tracker(clip, engine, cfg, scratch_csv("ours"), args.frames, temporal())}
     report["ours_runs"] = []
     for size in _int_list(args.batch_sizes, "--batch-sizes"):
         variant = dataclasses.replace(cfg, batch_size=size, latency=False)
         engine.cfg = variant
-        report["ours_runs"].append({"batch_size": size, **run_tracker(clip, engine, variant, scratch_csv("ours"), args.frames)})
+        report["ours_runs"].append({"batch_size": size, **run_tracker(clip, engine, variant, scratch_csv("ours"),
+                                                                      args.frames, temporal())})
     if device.type == "cuda":
         report["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     report["baseline"] = [] if args.no_baseline else [
         run_dlib_baseline(clip, scratch_csv(f"dlib{u}"), u, args.frames)
         for u in _int_list(args.baseline_upsample, "--baseline-upsample")]
+    report["hmm"] = [decode_benchmark(k, config.temporal.neighbours, lag=30,
+                                      prune_top=config.temporal.prune_top or None)
+                     for k in _int_list(args.hmm_states, "--hmm-states")]
     report["peak_rss_mb_end"] = peak_rss_mb()
     print(json.dumps(report, indent=1) if args.json else _format_bench(report))
     return EXIT_OK
@@ -500,6 +550,11 @@ def _format_bench(r: dict) -> str:
     lines.append(f"crops classified per frame {ours['crops_per_frame']:.2f}, detector runs {ours['detector_runs']}")
     lines.append(f"peak RSS after our run {ours['peak_rss_mb']:.0f} MB (whole process)"
                  + (f", CUDA peak {r['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in r else ""))
+    for h in r.get("hmm", []):
+        lines.append(f"HMM decoder alone, K = {h['K']:,}, n = {h['n']} ({h['edges']:,} edges, {h['threads']} thread): "
+                     f"{h['ms_per_frame']:.2f} ms per frame (median {h['ms_per_frame_median']:.2f}), "
+                     f"30-frame window {h['window_mb']:.1f} MB, transitions {h['transitions_mb']:.1f} MB "
+                     f"built in {h['build_s']:.1f} s" + (f", top-{h['prune_top']} pruning" if h['prune_top'] else ""))
     return "\n".join(lines)
 
 
@@ -545,11 +600,14 @@ def _calibrate(argv) -> int:
     from .config import config_from_dict
     from .data import load_faces, split_by_photo
     from .model import DEFAULT_MODEL, load_model
+    from .config import TemporalConfig
+    from .temporal import pose_transitions
     from .train import calibrate_detectors, calibrate_landmark_boxes
     p = argparse.ArgumentParser(prog="calibrate",
                                 description="Fit every available detector's box calibration on the model's "
                                             "training split, and the box of the model's own estimates on its "
-                                            "validation split; store them in the model file.")
+                                            "validation split; build the HMM's pose-neighbour transitions; "
+                                            "store them in the model file.")
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="model file to update (default: the packaged one)")
     p.add_argument("--out", help="write the updated model here instead of in place")
     args = p.parse_args(argv)
@@ -560,6 +618,7 @@ def _calibrate(argv) -> int:
     model.calibration, model.meta["calibration_fit"] = calibrate_detectors(faces)
     model.calibration["landmarks"], model.meta["calibration_fit"]["landmarks"] = \
         calibrate_landmark_boxes(model, val_faces)
+    model.transitions = pose_transitions(model.templates, TemporalConfig().neighbours).to_dict()
     out = args.out or args.model
     try:
         model.save(out)

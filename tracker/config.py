@@ -97,8 +97,21 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class TemporalConfig:
+    """The K-state HMM over pose classes and the final smoothing (paper Sec. 3.4)."""
+
+    enabled: bool = True               # false: per-frame estimates only (bin/track --no-temporal)
+    lag: int = 8                       # frames a file's decision waits for (live sources use 0)
+    neighbours: int = 32               # pose classes each class may move to between frames
+    prune_top: int = 0                 # decode only the M best states per frame (0: all K)
+    smoothing: bool = True             # 3-frame low-pass on the decoded landmarks
+    hold_frames: int = 12              # frames a face whose confidence fell is kept, the HMM carrying it
+
+
+@dataclass(frozen=True)
 class TrackConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
 
 
 def _build(cls, values: dict, where: str):

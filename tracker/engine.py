@@ -9,6 +9,8 @@ frame, as it does every ``redetect_every`` frames for faces that entered the vie
 """
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,6 +37,8 @@ class FaceResult:
     classes: np.ndarray        # top-k class ids, most probable first
     probs: np.ndarray          # their probabilities (renormalised over the k)
     detected: bool = False     # True on the frame a detector (re)started this face
+    log_probs: np.ndarray | None = None   # (K,) log-softmax over all classes (for the HMM)
+    held: bool = False         # confidence below the loss threshold; kept for the HMM to carry
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Track:
     velocity: np.ndarray       # box shift per frame (smoothed; x, y repeated for both corners)
     last_frame: int
     followed: int = 0          # frames followed since the detector started it
+    low: int = 0               # consecutive frames with confidence below the loss threshold
 
 
 @dataclass
@@ -74,9 +79,12 @@ def box_drift(old: np.ndarray, new: np.ndarray) -> np.ndarray:
 class Engine:
     """Stateful face tracking over a stream of frames (call :meth:`process` in order)."""
 
-    def __init__(self, landmarker: Landmarker, cfg: TrackingConfig = TrackingConfig()):
+    def __init__(self, landmarker: Landmarker, cfg: TrackingConfig = TrackingConfig(), hold_frames: int = 0):
+        """``hold_frames``: how long a face with low confidence is kept (its box frozen) before
+        it counts as lost; worth it only when the HMM carries the pose through (occlusion)."""
         self.landmarker = landmarker
         self.cfg = cfg
+        self.hold_frames = hold_frames
         self.times = StageTimes()
         self.reset()
 
@@ -94,11 +102,20 @@ class Engine:
         frames = list(frames)
         results: list[FrameResult] = []
         while frames:
-            chunk = frames[:self._frames_to_next_scan()] if self._velocities_known() else frames[:1]
+            self._new_scene_if_resized(frames[0])
+            limit = self._frames_to_next_scan() if self._velocities_known() else 1
+            chunk = list(itertools.takewhile(lambda f: f.image.shape[:2] == self._shape, frames[:limit]))
             done = self._follow(chunk)
             results += done
             frames = frames[len(done):]
         return results
+
+    def _new_scene_if_resized(self, frame: Frame) -> None:
+        """A frame of another size (a folder of unrelated photos) is a new scene: nothing is followed into it."""
+        shape = frame.image.shape[:2]
+        if getattr(self, "_shape", shape) != shape:
+            self.tracks, self.lost = [], []
+        self._shape = shape
 
     # ------------------------------------------------------------------ scheduling
 
@@ -154,25 +171,28 @@ class Engine:
                 p2, pts2, c2 = self._classify(crops, new_boxes)
                 flat_boxes[redo], points[redo], conf[redo] = new_boxes, pts2, c2
                 post.classes[redo], post.probs[redo] = p2.classes, p2.probs
+                if post.log_probs is not None:
+                    post.log_probs[redo] = p2.log_probs
         results = []
         for j, frame in enumerate(chunk):
-            faces, lost_any = [], False
+            faces, uncertain = [], []
             for t_index, track in enumerate(list(self.tracks)):
                 i = j * n_tracks + t_index
+                face = FaceResult(track.face_id, points[i], float(conf[i]), flat_boxes[i], post.classes[i],
+                                  post.probs[i], log_probs=None if post.log_probs is None else post.log_probs[i])
                 if conf[i] < self.cfg.lost_confidence:
-                    self._lose(track)
-                    lost_any = True
-                    continue
-                faces.append(FaceResult(track.face_id, points[i], float(conf[i]), flat_boxes[i],
-                                        post.classes[i], post.probs[i]))
-                self._update(track, points[i])
+                    uncertain.append((track, face))
+                else:
+                    track.low = 0
+                    faces.append(face)
+                    self._update(track, points[i])
             self.frames_seen += 1
             faces = self._drop_duplicates(faces)
-            if lost_any or self._scan_due():
-                faces += self._scan(frame, faces)
+            if uncertain or self._scan_due():
+                faces += self._scan(frame, faces, uncertain)
             results.append(FrameResult(frame, tuple(sorted(faces, key=lambda f: f.face_id))))
-            if lost_any:
-                break
+            if uncertain:
+                break          # the chunk's later crops were cut around boxes that are now stale
         return results
 
     def _update(self, track: Track, points: np.ndarray) -> None:
@@ -184,6 +204,12 @@ class Engine:
         track.box = box
         track.last_frame = self.frames_seen
         track.followed += 1
+
+    def _hold(self, track: Track, box: np.ndarray) -> None:
+        """Keep an uncertain face where it was: its own estimate is not trusted to move the crop."""
+        track.box = np.asarray(box, dtype=np.float64)
+        track.velocity = np.zeros(4)
+        track.last_frame = self.frames_seen
 
     def _lose(self, track: Track) -> None:
         self.tracks.remove(track)
@@ -201,32 +227,61 @@ class Engine:
 
     # ------------------------------------------------------------------ detection
 
-    def _scan(self, frame: Frame, tracked: list[FaceResult]) -> list[FaceResult]:
-        """Run the detector; faces not already tracked get a track (an old id if one was lost there)."""
+    def _scan(self, frame: Frame, tracked: list[FaceResult], uncertain=()) -> list[FaceResult]:
+        """Run the detector: faces not already tracked get a track (an old id if one was lost there).
+
+        ``uncertain`` (track, face) pairs fell below the confidence threshold on this frame.
+        A detection on such a face restarts it under its id (it moved too fast, say); one the
+        detector cannot see either (occlusion) is held for up to ``hold_frames`` frames with
+        its crop frozen, then lost.
+        """
         start = time.perf_counter()
-        # While faces are followed, a periodic scan only looks for newcomers: the cheaper setting.
-        boxes = self.landmarker.face_boxes(frame.image, self.cfg.scan_upsample if tracked else None)
+        # While faces are followed, a scan for newcomers uses the cheaper setting.
+        boxes = self.landmarker.face_boxes(frame.image, self.cfg.scan_upsample if tracked and not uncertain else None)
         self.times.add("detect", time.perf_counter() - start)
         self.last_scan = self.frames_seen
         self.lost = [t for t in self.lost if self.frames_seen - t.last_frame <= self.cfg.forget_after]
         taken = [landmark_box(f.landmarks) for f in tracked]
         boxes = [b for b in boxes if not any(iou(b, t) > SAME_FACE_IOU for t in taken)]
         boxes = boxes[:max(0, self.cfg.max_faces - len(tracked))]
+        found = self._found_again(boxes, uncertain)
+        held = []
+        for track, face in uncertain:
+            if track.face_id in found:
+                self.tracks.remove(track)
+                continue
+            track.low += 1
+            if track.low > self.hold_frames:
+                self._lose(track)
+            else:
+                self._hold(track, face.box)
+                held.append(dataclasses.replace(face, held=True))
         if not boxes:
-            return []
+            return held
         start = time.perf_counter()
         estimates = self.landmarker.from_boxes(frame.image, np.stack(boxes))
         self.times.add("classify", time.perf_counter() - start, len(boxes) * max(1, self.landmarker.passes))
         new_faces = []
-        for est in estimates:
+        for index, est in enumerate(estimates):
             box = self.landmarker.box_from_landmarks(est.landmarks)
-            face_id = self._id_for(box)
+            face_id = next((fid for fid, k in found.items() if k == index), None)
+            face_id = self._id_for(box) if face_id is None else face_id
             track = Track(face_id, box, np.zeros(4), self.frames_seen)
             # An unconvincing detection is reported but not followed; its id waits in `lost`.
             (self.tracks if est.confidence >= self.cfg.lost_confidence else self.lost).append(track)
             new_faces.append(FaceResult(face_id, est.landmarks, est.confidence, est.box, est.classes,
-                                        est.probs, detected=True))
-        return new_faces
+                                        est.probs, detected=True, log_probs=est.log_probs))
+        return held + new_faces
+
+    @staticmethod
+    def _found_again(boxes: list, uncertain) -> dict[int, int]:
+        """face_id -> index of the detection overlapping that uncertain face most (IoU > SAME_FACE_IOU)."""
+        found: dict[int, int] = {}
+        for track, face in uncertain:
+            overlaps = [iou(b, face.box) for b in boxes]
+            if overlaps and max(overlaps) > SAME_FACE_IOU and int(np.argmax(overlaps)) not in found.values():
+                found[track.face_id] = int(np.argmax(overlaps))
+        return found
 
     def _id_for(self, box: np.ndarray) -> int:
         """The id of a recently lost face at this place, else a new one."""

@@ -29,6 +29,7 @@ class FaceEstimate:
     confidence: float          # posterior mass of classes within tau of the estimate
     classes: np.ndarray        # top-k class ids, most probable first
     probs: np.ndarray          # their probabilities, renormalised over the top k
+    log_probs: np.ndarray | None = None   # (K,) log-softmax over all classes, when kept
 
 
 def posterior_confidence(post: Posterior, templates: np.ndarray, estimate: np.ndarray, tau: float) -> np.ndarray:
@@ -48,13 +49,14 @@ class Landmarker:
     """Faces and their 68 landmarks in single images."""
 
     def __init__(self, model: LandmarkModel, detectors: Sequence[Detector] = (), device="cpu",
-                 top_k: int = 50, passes: int = 2, flip_average: bool = False):
+                 top_k: int = 50, passes: int = 2, flip_average: bool = False, keep_log_probs: bool = False):
         self.model = model
         self.detectors = list(detectors)
         self.device = torch.device(device)
         self.top_k = top_k
         self.passes = passes
         self.flip_average = flip_average
+        self.keep_log_probs = keep_log_probs       # the full distribution, for the HMM
         self.calibrations = {d.name: BoxCalibration.from_dict(model.calibration[d.name])
                              if d.name in model.calibration else BoxCalibration.identity(d.name)
                              for d in self.detectors}
@@ -90,7 +92,7 @@ class Landmarker:
     def classify_crops(self, crops: np.ndarray) -> tuple[Posterior, np.ndarray]:
         """Posterior and canonical landmarks (N, 68, 2) for a batch of crops."""
         scores = self.model.network(torch.from_numpy(crops).to(self.device))
-        post = top_k_posterior(scores, self.top_k)
+        post = top_k_posterior(scores, self.top_k, self.keep_log_probs)
         canon = expected_shape(post, self.model.templates)
         if self.flip_average:
             mirrored = self.model.network(torch.from_numpy(np.ascontiguousarray(crops[:, :, ::-1])).to(self.device))
@@ -117,7 +119,9 @@ class Landmarker:
             last_boxes, boxes = boxes, self.box_from_landmarks(points)
         conf = self.confidence(post, canon)
         return [FaceEstimate(box=last_boxes[i], landmarks=points[i], confidence=float(conf[i]),
-                             classes=post.classes[i], probs=post.probs[i]) for i in range(len(boxes))]
+                             classes=post.classes[i], probs=post.probs[i],
+                             log_probs=None if post.log_probs is None else post.log_probs[i])
+                for i in range(len(boxes))]
 
     def __call__(self, image: np.ndarray) -> list[FaceEstimate]:
         return self.from_boxes(image, self.face_boxes(image))

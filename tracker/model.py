@@ -72,6 +72,7 @@ class LandmarkModel:
     tau: float
     calibration: dict = field(default_factory=dict)   # detector name -> BoxCalibration.to_dict()
     meta: dict = field(default_factory=dict)
+    transitions: dict | None = None     # HMM pose-neighbour graph: indptr, indices, log_weight, n, sigma
 
     @property
     def model_config(self) -> ModelConfig:
@@ -95,6 +96,12 @@ class LandmarkModel:
             "calibration": self.calibration,
             "meta": self.meta,
         }
+        if self.transitions is not None:
+            t = self.transitions
+            payload["transitions"] = {"indptr": torch.from_numpy(np.asarray(t["indptr"], np.int64)),
+                                      "indices": torch.from_numpy(np.asarray(t["indices"], np.int32)),
+                                      "log_weight": torch.from_numpy(np.asarray(t["log_weight"], np.float16)),
+                                      "n": int(t["n"]), "sigma": float(t["sigma"])}
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         torch.save(payload, path)
 
@@ -116,9 +123,14 @@ def load_model(path=None, device: str | torch.device = "cpu") -> LandmarkModel:
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()},
                         strict=False)
     net.eval().to(device)
+    stored = payload.get("transitions")
+    transitions = None if stored is None else {
+        "indptr": stored["indptr"].numpy(), "indices": stored["indices"].numpy(),
+        "log_weight": stored["log_weight"].float().numpy(), "n": int(stored["n"]), "sigma": float(stored["sigma"])}
     return LandmarkModel(network=net, config=payload["config"], templates=templates,
                          widths=payload["widths"].numpy(), tau=payload["tau"],
-                         calibration=_calibrations(payload.get("calibration")), meta=payload.get("meta", {}))
+                         calibration=_calibrations(payload.get("calibration")), meta=payload.get("meta", {}),
+                         transitions=transitions)
 
 
 def _calibrations(stored) -> dict:

@@ -99,8 +99,12 @@ def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
 
 
 def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 32,
-                 latency: bool = False) -> Iterator[FrameResult]:
-    """Every frame's result, in order. Live sources (and ``latency``) go one frame at a time."""
+                 latency: bool = False, temporal=None) -> Iterator[FrameResult]:
+    """Every frame's result, in order. Live sources (and ``latency``) go one frame at a time.
+
+    ``temporal`` (a :class:`tracker.smoothing.TemporalStage`) delays each result until its
+    decoding is final; whoever stops early calls its ``flush()`` for the frames it holds.
+    """
     live = getattr(source, "live", False)
     if live:
         def timed_live() -> Iterator[Frame]:
@@ -117,4 +121,13 @@ def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 
         frames_cm = prefetched(source, queue_size, engine.times)
     with frames_cm as frames:
         for batch in batched(frames, 1 if (live or latency) else max(1, batch_size)):
-            yield from engine.process(batch)
+            for result in engine.process(batch):
+                if temporal is None:
+                    yield result
+                else:
+                    start = time.perf_counter()
+                    decided = temporal.push(result)
+                    engine.times.add("temporal", time.perf_counter() - start)
+                    yield from decided
+    if temporal is not None:
+        yield from temporal.flush()

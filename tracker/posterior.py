@@ -18,20 +18,23 @@ class Posterior:
     classes: np.ndarray     # (N, k) int64, most probable first
     probs: np.ndarray       # (N, k) float32, renormalised over the k kept classes
     mass: np.ndarray        # (N,) probability mass the k classes held before renormalising
+    log_probs: np.ndarray | None = None   # (N, K) float32 log-softmax over all classes, when asked for
 
     @property
     def best(self) -> np.ndarray:
         return self.classes[:, 0]
 
 
-def top_k_posterior(scores: torch.Tensor, k: int) -> Posterior:
-    """Softmax over all K classes, keeping the k most probable."""
-    probs = torch.softmax(scores.float(), dim=1)
-    top = torch.topk(probs, min(k, probs.shape[1]), dim=1)
-    mass = top.values.sum(dim=1)
+def top_k_posterior(scores: torch.Tensor, k: int, keep_log_probs: bool = False) -> Posterior:
+    """Softmax over all K classes, keeping the k most probable (and all log-probabilities if asked)."""
+    log_probs = torch.log_softmax(scores.float(), dim=1)
+    top = torch.topk(log_probs, min(k, log_probs.shape[1]), dim=1)
+    values = top.values.exp()
+    mass = values.sum(dim=1)
     return Posterior(classes=top.indices.cpu().numpy(),
-                     probs=(top.values / mass[:, None]).cpu().numpy(),
-                     mass=mass.cpu().numpy())
+                     probs=(values / mass[:, None]).cpu().numpy(),
+                     mass=mass.cpu().numpy(),
+                     log_probs=log_probs.cpu().numpy() if keep_log_probs else None)
 
 
 def expected_shape(post: Posterior, templates: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from tracker import poses
 from tracker.shapes import N_POINTS
 
 __all__ = [
-    "Transitions", "pose_transitions", "viterbi", "FixedLagDecoder", "decode_benchmark",
+    "Transitions", "pose_transitions", "model_transitions", "viterbi", "FixedLagDecoder", "decode_benchmark",
 ]
 
 
@@ -51,6 +51,8 @@ class Transitions:
     indptr: np.ndarray
     indices: np.ndarray
     log_weight: np.ndarray
+    n: int | None = None            # neighbours per class it was built with (None: unknown)
+    sigma: float | None = None      # distance scale of the weights
     _by_source: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -118,14 +120,17 @@ class Transitions:
 
     def to_dict(self) -> dict[str, np.ndarray]:
         """Plain numpy arrays (for a model file's dict or ``np.savez``)."""
-        return {"indptr": self.indptr, "indices": self.indices, "log_weight": self.log_weight}
+        extra = {k: v for k, v in (("n", self.n), ("sigma", self.sigma)) if v is not None}
+        return {"indptr": self.indptr, "indices": self.indices, "log_weight": self.log_weight, **extra}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Transitions":
         missing = {"indptr", "indices", "log_weight"} - set(d)
         if missing:
             raise ValueError(f"transitions dict lacks {sorted(missing)}")
-        return cls(*(np.asarray(d[k]) for k in ("indptr", "indices", "log_weight")))
+        n, sigma = d.get("n"), d.get("sigma")
+        return cls(*(np.asarray(d[k]) for k in ("indptr", "indices", "log_weight")),
+                   n=None if n is None else int(n), sigma=None if sigma is None else float(sigma))
 
     def save(self, path: str | Path) -> None:
         """Write the arrays to an uncompressed ``.npz`` file."""
@@ -181,7 +186,15 @@ def pose_transitions(templates: np.ndarray, n: int, sigma: float | None = None) 
         nearest = dist[:, 1] if width > 1 else np.zeros(0, dtype=np.float32)
         nearest = nearest[nearest > 0]
         sigma = float(np.median(nearest.astype(np.float64))) if len(nearest) else 1.0
-    return Transitions(*hmm.symmetric_knn_transitions(nbr, dist, float(sigma)))
+    return Transitions(*hmm.symmetric_knn_transitions(nbr, dist, float(sigma)), n=int(n), sigma=float(sigma))
+
+
+def model_transitions(model, n: int) -> Transitions:
+    """The model's stored transition graph when it was built with ``n`` neighbours, else a new one."""
+    stored = model.transitions
+    if stored is not None and int(stored.get("n", -1)) == int(n):
+        return Transitions.from_dict(stored)
+    return pose_transitions(model.templates, n)
 
 
 # ----------------------------------------------------------------------------- validation

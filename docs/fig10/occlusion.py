@@ -1,0 +1,187 @@
+"""The paper's Fig. 10 experiment on our data: does the pose HMM carry a face through occlusion?
+
+On ../shared/data/videos/wolfganglanger, seeded synthetic occluders cover most of the
+face for runs of frames. We track the occluded clip with and without the temporal stage
+and score every frame against the pseudo-labels of the clean clip (NME by box diagonal,
+AUC@0.08, failure = NME > 0.08; a frame without an estimate is a failure). Jitter is the
+mean landmark displacement between consecutive frames, over the box diagonal, on frame
+pairs where the pseudo-labels barely move (mean point motion < 0.5 % of the diagonal),
+measured on the clean clip.
+
+Run: .venv/bin/python docs/fig10/occlusion.py   (writes results.md, results.json, occlusion.png here)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO))
+
+from tracker.cli import build_engine, build_temporal  # noqa: E402
+from tracker.config import TemporalConfig, TrackingConfig  # noqa: E402
+from tracker.io.annotations import read_300vw  # noqa: E402
+from tracker.io.sources import Frame, VideoSource  # noqa: E402
+from tracker.metrics import auc, failure_rate, nme  # noqa: E402
+from tracker.pipeline import track_frames  # noqa: E402
+from tracker.shapes import bounding_box, box_diagonal  # noqa: E402
+from tracker.smoothing import TemporalStage, ThreeFrameSmoother  # noqa: E402
+
+CLIP = REPO.parent / "shared" / "data" / "videos" / "wolfganglanger"
+SEED = 10
+RUNS = 6                 # occluded stretches
+RUN_LENGTH = (6, 14)     # frames per stretch (inclusive range)
+COVER = 0.75             # occluder side as a share of the face box side
+STILL = 0.005            # "barely moves": mean pseudo-label motion below this share of the diagonal
+
+
+def occlusion_plan(n_frames: int, rng: np.random.Generator) -> dict[int, tuple[float, float, int]]:
+    """Frame index -> (centre offset x, y in face-box units, texture seed) for occluded frames."""
+    plan: dict[int, tuple[float, float, int]] = {}
+    starts = np.sort(rng.choice(np.arange(30, n_frames - 30, 40), RUNS, replace=False))
+    for start in starts:
+        length = int(rng.integers(RUN_LENGTH[0], RUN_LENGTH[1] + 1))
+        dx, dy = rng.uniform(-0.12, 0.12, 2)
+        texture = int(rng.integers(1 << 30))
+        for i in range(start, min(start + length, n_frames + 1)):
+            plan[int(i)] = (float(dx), float(dy), texture)
+    return plan
+
+
+def occlude(image: np.ndarray, points: np.ndarray, dx: float, dy: float, texture: int) -> np.ndarray:
+    """A textured block (blurred colour noise, like a hand or an object) over most of the face."""
+    x0, y0, x1, y1 = bounding_box(points)
+    side = COVER * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2 + dx * (x1 - x0), (y0 + y1) / 2 + dy * (y1 - y0)
+    a, b = int(round(cx - side / 2)), int(round(cy - side / 2))
+    size = int(round(side))
+    rng = np.random.default_rng(texture)
+    block = cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (0, 0), 4)
+    out = image.copy()
+    ya, yb, xa, xb = max(b, 0), min(b + size, out.shape[0]), max(a, 0), min(a + size, out.shape[1])
+    out[ya:yb, xa:xb] = block[ya - b:yb - b, xa - a:xb - a]
+    return out
+
+
+class Frames:
+    """The clip's frames, occluded where the plan says (an iterable source for track_frames)."""
+
+    live = False
+
+    def __init__(self, frames: list[Frame], labels: dict, plan: dict):
+        self.frames, self.labels, self.plan = frames, labels, plan
+
+    def __iter__(self):
+        for f in self.frames:
+            if f.index in self.plan:
+                yield dataclasses.replace(f, image=occlude(f.image, self.labels[f.index], *self.plan[f.index]))
+            else:
+                yield f
+
+
+def track(frames, temporal_cfg: TemporalConfig, hold) -> dict[int, np.ndarray]:
+    """Frame index -> landmarks of the first face of each frame (the clip has one)."""
+    cfg = TrackingConfig()
+    engine = build_engine(cfg, temporal=temporal_cfg if (temporal_cfg.enabled or hold) else None)
+    if hold and not temporal_cfg.enabled:
+        engine.hold_frames = TemporalConfig().hold_frames
+    temporal = build_temporal(temporal_cfg, engine.landmarker.model, live=False)
+    if hold == "smoothing only":
+        temporal = TemporalStage(None, ThreeFrameSmoother())
+    out = {}
+    for result in track_frames(frames, engine, cfg.batch_size, cfg.queue_size, False, temporal):
+        if result.faces:
+            out[result.frame.index] = result.faces[0].landmarks
+    return out
+
+
+def scores(pred: dict, labels: dict, subset: list[int]) -> dict:
+    errors = np.array([nme(pred[i], labels[i]) if i in pred else np.inf for i in subset])
+    return {"n": len(subset), "nme": float(np.mean(errors[np.isfinite(errors)])), "auc": float(auc(errors)),
+            "failure_rate": float(failure_rate(errors)), "missing": int(np.sum(~np.isfinite(errors)))}
+
+
+def jitter(pred: dict, labels: dict, frames: list[int]) -> tuple[float, int]:
+    """Mean landmark step between consecutive frames over the diagonal, where the labels stand still."""
+    steps = []
+    for a, b in zip(frames, frames[1:]):
+        diag = box_diagonal(labels[a])
+        if np.linalg.norm(labels[b] - labels[a], axis=1).mean() / diag < STILL and a in pred and b in pred:
+            steps.append(np.linalg.norm(pred[b] - pred[a], axis=1).mean() / diag)
+    return float(np.mean(steps)), len(steps)
+
+
+def main() -> None:
+    if not CLIP.exists():
+        raise SystemExit(f"needs {CLIP}")
+    torch.set_num_threads(1)
+    seq = read_300vw(CLIP)
+    labels = seq.landmarks
+    clean = list(VideoSource(CLIP / "vid.mp4"))
+    plan = occlusion_plan(len(clean), np.random.default_rng(SEED))
+    occluded_ids = sorted(plan)
+    visible_ids = [i for i in seq.frames if i not in plan]
+    on = TemporalConfig()
+    methods = {
+        "per frame (--no-temporal)": (dataclasses.replace(on, enabled=False), False),
+        "per frame, faces held": (dataclasses.replace(on, enabled=False), True),
+        "per frame + 3-frame smoothing, no HMM": (on, "smoothing only"),
+        "HMM, no smoothing": (dataclasses.replace(on, smoothing=False), True),
+        "HMM + 3-frame smoothing (default)": (on, True),
+    }
+    rows, curves = [], {}
+    for name, (tcfg, hold) in methods.items():
+        pred = track(Frames(clean, labels, plan), tcfg, hold)
+        pred_clean = track(Frames(clean, labels, {}), tcfg, hold)
+        j, pairs = jitter(pred_clean, labels, seq.frames)
+        row = {"method": name, "occluded": scores(pred, labels, occluded_ids),
+               "visible": scores(pred, labels, visible_ids), "all": scores(pred, labels, seq.frames),
+               "clean_all": scores(pred_clean, labels, seq.frames), "jitter_clean": j, "jitter_pairs": pairs}
+        rows.append(row)
+        curves[name] = [nme(pred[i], labels[i]) if i in pred else np.nan for i in seq.frames]
+        print(json.dumps(row), flush=True)
+    (HERE / "results.json").write_text(json.dumps({"seed": SEED, "occluded_frames": occluded_ids, "rows": rows},
+                                                  indent=1) + "\n")
+    (HERE / "results.md").write_text(table(rows, len(occluded_ids), len(seq.frames)) + "\n")
+    plot(curves, seq.frames, plan, HERE / "occlusion.png")
+
+
+def table(rows: list[dict], n_occluded: int, n_all: int) -> str:
+    lines = [f"| method | occluded frames ({n_occluded}): FR % | AUC@0.08 | all {n_all} frames: FR % | AUC@0.08 "
+             "| clean clip: AUC@0.08 | jitter (clean, still frames) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        o, a, c = r["occluded"], r["all"], r["clean_all"]
+        lines.append(f"| {r['method']} | {100 * o['failure_rate']:.1f} | {o['auc']:.3f} | {100 * a['failure_rate']:.2f} "
+                     f"| {a['auc']:.3f} | {c['auc']:.3f} | {r['jitter_clean']:.4f} ({r['jitter_pairs']} pairs) |")
+    return "\n".join(lines)
+
+
+def plot(curves: dict, frames: list[int], plan: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=120)
+    for i in plan:
+        ax.axvspan(i - 0.5, i + 0.5, color="0.85", lw=0)
+    for name in ("per frame, faces held", "HMM + 3-frame smoothing (default)"):
+        ax.plot(frames, curves[name], lw=1, label=name)
+    ax.axhline(0.08, color="k", lw=0.6, ls="--")
+    ax.set_ylim(0, 0.2)
+    ax.set_xlabel("frame (grey: occluded)")
+    ax.set_ylabel("NME (box diagonal)")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The temporal stage of the pipeline: a K-state HMM per face, then 3-frame smoothing.
+
+Each followed face gets its own fixed-lag Viterbi decoder (:mod:`tracker.temporal`) fed
+with the classifier's log-softmax over the K pose classes; a frame leaves this stage
+once the states of all its faces are final (``lag`` frames later; lag 0 in live mode).
+A decoded state becomes landmarks as the frame's own posterior mean reweighted towards
+classes near that state (the frame's evidence, conditioned on the smooth pose path);
+when the frame holds no mass there (an occluded face), the state's template.
+Finally landmarks are averaged with the previous and next frame of the same face.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+
+import numpy as np
+
+from .engine import FaceResult, FrameResult
+from .poses import rms_distance
+from .shapes import from_canonical
+from .temporal import FixedLagDecoder, Transitions
+
+
+def decoded_landmarks(face: FaceResult, state: int, templates: np.ndarray, tau: float) -> np.ndarray:
+    """Landmarks (68, 2) of ``face`` given its decoded pose class ``state``.
+
+    The frame's top-k posterior is reweighted by a Gaussian of width tau around the
+    state's template (soft, so that a switch between neighbouring states moves the
+    landmarks only a little); with no mass left near the state, its template.
+    """
+    distance = rms_distance(templates[face.classes], templates[state][None])
+    weights = face.probs * np.exp(-0.5 * (distance / tau) ** 2)
+    if weights.sum() > 1e-6:
+        canon = np.einsum("k,kpd->pd", weights / weights.sum(), templates[face.classes])
+    else:
+        canon = templates[state]
+    return from_canonical(canon, face.box)
+
+
+class _FaceDecoder:
+    """One face's decoder and the stream positions of the frames it has been fed."""
+
+    def __init__(self, decoder: FixedLagDecoder):
+        self.decoder = decoder
+        self.positions: dict[int, int] = {}      # decoder frame index -> stream position
+
+
+class HmmStage:
+    """Per-face fixed-lag max-product decoding over a stream of :class:`FrameResult`."""
+
+    def __init__(self, transitions: Transitions, templates: np.ndarray, tau: float, lag: int,
+                 prune_top: int = 0):
+        self.transitions = transitions
+        self.templates = templates
+        self.tau = tau
+        self.lag = lag
+        self.prune_top = prune_top or None
+        self._faces: dict[int, _FaceDecoder] = {}
+        self._pending: deque[tuple[int, FrameResult, dict]] = deque()
+        self._position = 0
+
+    def push(self, result: FrameResult) -> list[FrameResult]:
+        """Feed one frame; returns the frames whose states became final, in order."""
+        position, states = self._position, {}
+        self._position += 1
+        self._pending.append((position, result, states))
+        present = set()
+        for face in result.faces:
+            present.add(face.face_id)
+            if face.log_probs is None:          # nothing to decode with: keep the frame's estimate
+                states[face.face_id] = -1
+                continue
+            entry = self._faces.get(face.face_id)
+            if entry is None:
+                entry = self._faces[face.face_id] = _FaceDecoder(
+                    FixedLagDecoder(self.transitions, self.lag, prune_top=self.prune_top))
+            entry.positions[entry.decoder.frames_seen] = position
+            self._decide(face.face_id, entry, entry.decoder.push(face.log_probs))
+        for face_id in [f for f in self._faces if f not in present]:   # face gone: finish its path
+            entry = self._faces.pop(face_id)
+            self._decide(face_id, entry, entry.decoder.flush())
+        return self._ready()
+
+    def flush(self) -> list[FrameResult]:
+        """End of stream: every remaining frame, decided."""
+        for face_id, entry in list(self._faces.items()):
+            self._decide(face_id, entry, entry.decoder.flush())
+        self._faces.clear()
+        return self._ready()
+
+    def _decide(self, face_id: int, entry: _FaceDecoder, emitted) -> None:
+        by_position = {p: states for p, _, states in self._pending}
+        for frame_index, state in emitted:
+            by_position[entry.positions.pop(frame_index)][face_id] = int(state)
+
+    def _ready(self) -> list[FrameResult]:
+        out = []
+        while self._pending:
+            _, result, states = self._pending[0]
+            if any(f.face_id not in states for f in result.faces):
+                break
+            self._pending.popleft()
+            out.append(self._decoded(result, states))
+        return out
+
+    def _decoded(self, result: FrameResult, states: dict) -> FrameResult:
+        faces = tuple(face if states[face.face_id] < 0 else dataclasses.replace(
+            face, landmarks=decoded_landmarks(face, states[face.face_id], self.templates, self.tau))
+            for face in result.faces)
+        return FrameResult(result.frame, faces)
+
+
+class ThreeFrameSmoother:
+    """Each face's landmarks averaged with its previous and next frame (where present)."""
+
+    def __init__(self):
+        self._previous: FrameResult | None = None
+        self._current: FrameResult | None = None
+
+    def push(self, result: FrameResult) -> list[FrameResult]:
+        out = [self._smoothed(self._current, result)] if self._current is not None else []
+        self._previous, self._current = self._current, result
+        return out
+
+    def flush(self) -> list[FrameResult]:
+        out = [self._smoothed(self._current, None)] if self._current is not None else []
+        self._previous = self._current = None
+        return out
+
+    def _smoothed(self, result: FrameResult, following: FrameResult | None) -> FrameResult:
+        def same_face(other, face_id):
+            if other is None:
+                return None
+            return next((f.landmarks for f in other.faces if f.face_id == face_id), None)
+        faces = []
+        for face in result.faces:
+            around = [p for p in (same_face(self._previous, face.face_id), face.landmarks,
+                                  same_face(following, face.face_id)) if p is not None]
+            faces.append(dataclasses.replace(face, landmarks=np.mean(around, axis=0)))
+        return FrameResult(result.frame, tuple(faces))
+
+
+class TemporalStage:
+    """HMM decoding then (optionally) 3-frame smoothing; ``push`` / ``flush`` like its parts."""
+
+    def __init__(self, hmm: HmmStage | None, smoother: ThreeFrameSmoother | None):
+        self.stages = [s for s in (hmm, smoother) if s is not None]
+
+    def push(self, result: FrameResult) -> list[FrameResult]:
+        results = [result]
+        for stage in self.stages:
+            results = [out for r in results for out in stage.push(r)]
+        return results
+
+    def flush(self) -> list[FrameResult]:
+        results: list[FrameResult] = []
+        for stage in self.stages:
+            results = [out for r in results for out in stage.push(r)] + stage.flush()
+        return results
