@@ -222,9 +222,9 @@ def test_interrupt_leaves_valid_outputs(tmp_path, sig, code, word):
     assert proc.returncode == code and word in err and "Traceback" not in err, err
     done = int(err.split("after frame ")[1].split(";")[0])
     frames = sorted({r.frame for r in read_landmark_csv(csv_path)})
-    assert 20 <= done < 400 and frames[:done] == list(range(1, done + 1)) and len(frames) in (done, done + 1)
+    assert 20 <= done < 400 and frames == list(range(1, done + 1))     # the signal waits for the frame being written
     with av.open(str(video)) as c:
-        assert sum(1 for _ in c.decode(video=0)) in (done, done + 1)
+        assert sum(1 for _ in c.decode(video=0)) == done
 
 
 def test_launcher_gives_no_traceback(tmp_path):

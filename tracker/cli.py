@@ -298,12 +298,25 @@ def _track_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: stop, close the outputs, exit 143."""
+class _StopSignals:
+    """Ctrl-C and SIGTERM end the run after the frame being written (so no output holds half a
+    frame); a second signal stops at once."""
 
+    def __init__(self):
+        import signal
+        self.received = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
 
-def _on_sigterm(signum, frame):
-    raise _Terminated()
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt()
+        self.received = signum
+
+    @property
+    def exit_code(self) -> int:
+        import signal
+        return EXIT_TERMINATED if self.received == signal.SIGTERM else EXIT_INTERRUPTED
 
 
 def _track_outputs(args) -> None:
@@ -400,7 +413,7 @@ def _track(argv) -> int:
     cfg = config.tracking
     temporal_cfg = dataclasses.replace(config.temporal, enabled=False) if args.no_temporal else config.temporal
     torch.set_num_threads(max(1, cfg.threads))
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    stop = _StopSignals()
     source = open_source(args.input, cfg.decode_threads)
     engine = build_engine(cfg, args.model, pick_device(args.device), temporal_cfg)
     temporal = build_temporal(temporal_cfg, engine.landmarker.model, source.live)
@@ -424,20 +437,25 @@ def _track(argv) -> int:
         try:
             for result in track_frames(source, engine, cfg.batch_size, cfg.queue_size, latency, temporal):
                 write(result)
+                if stop.received is not None:
+                    break
+            if stop.received is not None:
+                _write_held_frames(temporal, write)
         except StopRequested:
             pass
-        except KeyboardInterrupt as exc:
-            _write_held_frames(temporal, write)
-            bar.close()
-            code = EXIT_TERMINATED if isinstance(exc, _Terminated) else EXIT_INTERRUPTED
-            return _fail("track", f"{'terminated' if code == EXIT_TERMINATED else 'interrupted'} after frame "
-                                  f"{done}; the outputs hold frames 1-{done}", code)
+        except KeyboardInterrupt:           # a second Ctrl-C: stop now
+            stop.received = stop.received or signal.SIGINT
         except SourceError as exc:
             _write_held_frames(temporal, write)
             bar.close()
             if done == 0:
                 raise
             return _fail("track", f"{exc} (after frame {done}; the outputs hold frames 1-{done})", EXIT_INPUT)
+        if stop.received is not None:
+            bar.close()
+            code = stop.exit_code
+            return _fail("track", f"{'terminated' if code == EXIT_TERMINATED else 'interrupted'} after frame "
+                                  f"{done}; the outputs hold frames 1-{done}", code)
     if source.damage:
         print(f"track: warning: {args.input}: {source.damage}; every readable frame was processed "
               f"({done} frames)", file=sys.stderr)
@@ -450,7 +468,7 @@ def _write_held_frames(temporal, write) -> None:
     if temporal is None:
         return
     try:
-        for result in temporal.flush():
+        for result in temporal.drain():
             write(result)
     except (KeyboardInterrupt, OSError, FacetrackError):
         pass

@@ -103,7 +103,7 @@ def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 
     """Every frame's result, in order. Live sources (and ``latency``) go one frame at a time.
 
     ``temporal`` (a :class:`tracker.smoothing.TemporalStage`) delays each result until its
-    decoding is final; whoever stops early calls its ``flush()`` for the frames it holds.
+    decoding is final; whoever stops early calls its ``drain()`` for the frames it holds.
     """
     live = getattr(source, "live", False)
     if live:
@@ -124,10 +124,13 @@ def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 
             for result in engine.process(batch):
                 if temporal is None:
                     yield result
-                else:
-                    start = time.perf_counter()
-                    decided = temporal.push(result)
-                    engine.times.add("temporal", time.perf_counter() - start)
-                    yield from decided
+                    continue
+                start = time.perf_counter()
+                temporal.ready.extend(temporal.push(result))
+                engine.times.add("temporal", time.perf_counter() - start)
+                while temporal.ready:            # kept on the stage until handed on: nothing lost on a stop
+                    yield temporal.ready.popleft()
     if temporal is not None:
-        yield from temporal.flush()
+        temporal.ready.extend(temporal.flush())
+        while temporal.ready:
+            yield temporal.ready.popleft()

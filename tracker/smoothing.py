@@ -145,6 +145,7 @@ class TemporalStage:
 
     def __init__(self, hmm: HmmStage | None, smoother: ThreeFrameSmoother | None):
         self.stages = [s for s in (hmm, smoother) if s is not None]
+        self.ready: deque[FrameResult] = deque()    # decided, not yet handed on (see drain)
 
     def push(self, result: FrameResult) -> list[FrameResult]:
         results = [result]
@@ -157,3 +158,9 @@ class TemporalStage:
         for stage in self.stages:
             results = [out for r in results for out in stage.push(r)] + stage.flush()
         return results
+
+    def drain(self) -> list[FrameResult]:
+        """After a stop: what was decided but not handed on, then everything still held, decided now."""
+        out = list(self.ready)
+        self.ready.clear()
+        return out + self.flush()
