@@ -24,8 +24,17 @@ Only :func:`knn_search` and :func:`forward_step_parallel` use ``parallel=True``;
 """
 from __future__ import annotations
 
+import os
+
+import numba
 import numpy as np
 from numba import njit, prange
+
+# Numba's default OpenMP threading layer shares libgomp with torch, and its first parallel
+# launch resets torch's thread count (measured: 1 -> 2, which on 2 cores starves the decode
+# thread). Numba's own workqueue layer leaves torch alone; an explicit choice still wins.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 NEG_INF = -np.inf
 _KNN_BLOCK = 2048             # queries per parallel block of knn_search
