@@ -72,6 +72,7 @@ def test_occluded_frames_keep_the_pose(hmm_parts):
     expected = decoded_landmarks(frames[0].faces[0], 1, t, 0.03)
     for r in out:
         np.testing.assert_allclose(r.faces[0].landmarks, expected, atol=1e-6)
+        assert r.faces[0].pose_class == 1          # the decoded class sequence, for the regressors
     # without the HMM the occluded frames would have moved 0.2 box sides = 20 px
     raw = decoded_landmarks(frames[4].faces[0], 5, t, 0.03)
     assert np.abs(raw - expected)[:, 0].mean() == pytest.approx(20, abs=0.5)

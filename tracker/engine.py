@@ -39,6 +39,7 @@ class FaceResult:
     detected: bool = False     # True on the frame a detector (re)started this face
     log_probs: np.ndarray | None = None   # (K,) log-softmax over all classes (for the HMM)
     held: bool = False         # confidence below the loss threshold; kept for the HMM to carry
+    pose_class: int = -1       # the HMM's decoded pose class (-1 before or without decoding)
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,8 @@ class HmmStage:
 
     def _decoded(self, result: FrameResult, states: dict) -> FrameResult:
         faces = tuple(face if states[face.face_id] < 0 else dataclasses.replace(
-            face, landmarks=decoded_landmarks(face, states[face.face_id], self.templates, self.tau))
-            for face in result.faces)
+            face, landmarks=decoded_landmarks(face, states[face.face_id], self.templates, self.tau),
+            pose_class=states[face.face_id]) for face in result.faces)
         return FrameResult(result.frame, faces)
 
 

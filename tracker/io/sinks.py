@@ -85,7 +85,7 @@ def frame_json(result) -> dict:
     return {"frame": frame.index, "timestamp": round(frame.timestamp, 4),
             **({"file": frame.name} if frame.name else {}),
             "faces": [{"face_id": f.face_id, "confidence": round(f.confidence, 4),
-                       "detected": f.detected, "held": f.held,
+                       "detected": f.detected, "held": f.held, "pose_class": f.pose_class,
                        "landmarks": np.round(f.landmarks, 2).tolist()} for f in result.faces]}
 
 
