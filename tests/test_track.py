@@ -51,6 +51,7 @@ def test_follows_a_moving_face(moving, tmp_path):
     assert 2.5 < slope < 3.5
     lines = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
     assert len(lines) == 24 and len(lines[3]["faces"][0]["landmarks"]) == 68
+    assert all(f["faces"][0]["pose_class"] >= 0 and not f["faces"][0]["held"] for f in lines)   # HMM decoded
     # tracking by alignment: the detector started the face on frame 1 only
     assert [f["faces"][0]["detected"] for f in lines] == [True] + [False] * 23
 
