@@ -76,3 +76,62 @@ def test_unreadable_image_is_skipped_and_reported(tmp_path):
     source = ImageSource(tmp_path)
     assert [(f.index, f.name) for f in source] == [(1, "a.png"), (3, "c.png")]
     assert source.damage == "1 unreadable image skipped (b.jpg)"
+
+
+class FakeCamera:
+    """Stands in for cv2.VideoCapture: numbered frames every ``period`` seconds, then failure."""
+
+    def __init__(self, index, frames=30, period=0.005):
+        import time
+        self.index, self.left, self.period, self.sleep = index, frames, period, time.sleep
+        self.count = 0
+
+    def isOpened(self):
+        return self.index == 0
+
+    def get(self, prop):
+        return 30.0
+
+    def read(self):
+        self.sleep(self.period)
+        if self.left == 0:
+            return False, None
+        self.left -= 1
+        self.count += 1
+        return True, np.full((4, 4, 3), self.count % 256, np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_webcam_hands_out_only_the_newest_frame(monkeypatch):
+    import time
+    from tracker.io import sources
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda index: FakeCamera(index, frames=60))
+    source = open_source("0")
+    assert source.live
+    seen, indices = [], []
+    for frame in source:
+        seen.append(int(frame.image[0, 0, 0]))
+        indices.append(frame.index)
+        time.sleep(0.03)                          # a slow consumer: the camera runs ahead
+    assert len(seen) < 30 and seen == sorted(set(seen)) and seen[-1] >= 55     # stale frames were dropped
+    assert indices == list(range(1, len(seen) + 1))                             # output frames numbered 1..n
+
+
+def test_unopenable_and_stalled_cameras(monkeypatch):
+    from tracker.io import sources
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda index: FakeCamera(index))
+    with pytest.raises(SourceError, match="camera 3 cannot be opened"):
+        open_source("3")
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda index: FakeCamera(index, frames=0))
+    with pytest.raises(SourceError, match="sends no frames"):
+        open_source("0")
+    stalled = FakeCamera(0, frames=2)
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda index: stalled)
+    source = open_source("0")
+    stalled.period, stalled.left = 0.2, 10 ** 6                       # alive, but frames stop coming
+    monkeypatch.setattr(sources.WebcamSource, "stall_timeout", 0.1)
+    stalled.sleep = lambda s: __import__("time").sleep(5)
+    with pytest.raises(SourceError, match="stopped sending frames"):
+        list(source)

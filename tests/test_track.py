@@ -232,3 +232,15 @@ def test_launcher_gives_no_traceback(tmp_path):
     result = subprocess.run([str(REPO / "bin" / "track"), str(tmp_path / "nothing.mp4"), "--csv", str(tmp_path / "o.csv")],
                             capture_output=True, text=True, timeout=120, env={**os.environ})
     assert result.returncode == 3 and result.stderr.strip() == f"track: error: {tmp_path / 'nothing.mp4'}: no such file"
+
+
+def test_show_window_quits_on_q(moving, tmp_path, monkeypatch):
+    """The live window (cv2 calls faked: no display here) stops the run cleanly on 'q'."""
+    from tracker.io import sinks
+    monkeypatch.setenv("DISPLAY", ":0")
+    shown, keys = [], iter([-1, -1, ord("q")])
+    monkeypatch.setattr(sinks.cv2, "imshow", lambda title, image: shown.append(image.shape))
+    monkeypatch.setattr(sinks.cv2, "waitKey", lambda ms: next(keys, -1))
+    monkeypatch.setattr(sinks.cv2, "destroyWindow", lambda title: None)
+    assert track(moving[0], "--show", "--csv", tmp_path / "o.csv") == 0
+    assert len(shown) == 3 and [r.frame for r in read_landmark_csv(tmp_path / "o.csv")] == [1, 2, 3]
