@@ -244,3 +244,9 @@ def test_show_window_quits_on_q(moving, tmp_path, monkeypatch):
     monkeypatch.setattr(sinks.cv2, "destroyWindow", lambda title: None)
     assert track(moving[0], "--show", "--csv", tmp_path / "o.csv") == 0
     assert len(shown) == 3 and [r.frame for r in read_landmark_csv(tmp_path / "o.csv")] == [1, 2, 3]
+
+
+def test_in_process_run_gives_the_signal_handlers_back(moving, tmp_path):
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert track(moving[0], "--csv", tmp_path / "o.csv") == 0
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

@@ -475,7 +475,13 @@ def _write_held_frames(temporal, write) -> None:
 
 
 def track_main(argv: list[str] | None = None) -> int:
-    return run_command("track", _track, sys.argv[1:] if argv is None else argv)
+    import signal
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run_command("track", _track, sys.argv[1:] if argv is None else argv)
+    finally:
+        for sig, handler in handlers.items():     # in-process callers (tests) get their handlers back
+            signal.signal(sig, handler)
 
 
 # ---------------------------------------------------------------- bench
