@@ -95,6 +95,7 @@ class Engine:
         self.next_id = 0
         self.frames_seen = 0
         self.last_scan = -10 ** 9
+        self._shape = None                    # frame size of the current scene
 
     # ------------------------------------------------------------------ public
 
@@ -114,7 +115,7 @@ class Engine:
     def _new_scene_if_resized(self, frame: Frame) -> None:
         """A frame of another size (a folder of unrelated photos) is a new scene: nothing is followed into it."""
         shape = frame.image.shape[:2]
-        if getattr(self, "_shape", shape) != shape:
+        if self._shape is not None and self._shape != shape:
             self.tracks, self.lost = [], []
         self._shape = shape
 
@@ -163,14 +164,15 @@ class Engine:
             boxes = np.stack([t.box for t in self.tracks])[None] + steps * np.stack([t.velocity for t in self.tracks])[None]
             flat_boxes = boxes.reshape(-1, 4)
             post, points, conf = self._classify(self._crops(chunk, boxes), flat_boxes)
-            redo = np.flatnonzero(box_drift(flat_boxes, self.landmarker.box_from_landmarks(points))
-                                  > self.cfg.refine_drift)
+            next_boxes = self.landmarker.box_from_landmarks(points)     # where each face goes next
+            redo = np.flatnonzero(box_drift(flat_boxes, next_boxes) > self.cfg.refine_drift)
             if len(redo):
-                new_boxes = self.landmarker.box_from_landmarks(points[redo])
+                new_boxes = next_boxes[redo]
                 frame_of = redo // n_tracks
                 crops = np.concatenate([self.landmarker.crops(chunk[f].image, b[None]) for f, b in zip(frame_of, new_boxes)])
                 p2, pts2, c2 = self._classify(crops, new_boxes)
                 flat_boxes[redo], points[redo], conf[redo] = new_boxes, pts2, c2
+                next_boxes[redo] = self.landmarker.box_from_landmarks(pts2)
                 post.classes[redo], post.probs[redo] = p2.classes, p2.probs
                 if post.log_probs is not None:
                     post.log_probs[redo] = p2.log_probs
@@ -186,7 +188,7 @@ class Engine:
                 else:
                     track.low = 0
                     faces.append(face)
-                    self._update(track, points[i])
+                    self._update(track, next_boxes[i])
             self.frames_seen += 1
             faces = self._drop_duplicates(faces)
             if uncertain or self._scan_due():
@@ -196,8 +198,7 @@ class Engine:
                 break          # the chunk's later crops were cut around boxes that are now stale
         return results
 
-    def _update(self, track: Track, points: np.ndarray) -> None:
-        box = self.landmarker.box_from_landmarks(points)
+    def _update(self, track: Track, box: np.ndarray) -> None:
         shift = (box[:2] + box[2:] - track.box[:2] - track.box[2:]) / 2
         # Only the centre moves with the velocity: extrapolating the size would feed the
         # classifier's pull towards the mean face size back into the next crop.

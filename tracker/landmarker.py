@@ -104,11 +104,6 @@ class Landmarker:
         """The classifier's confidence in each estimate (see :func:`posterior_confidence`)."""
         return posterior_confidence(post, self.model.templates, canon, self.model.tau)
 
-    def classify(self, image: np.ndarray, boxes: np.ndarray) -> tuple[Posterior, np.ndarray]:
-        """One pass: posterior and landmarks (N, 68, 2) for crops around ``boxes``."""
-        post, canon = self.classify_crops(self.crops(image, boxes))
-        return post, from_canonical(canon, boxes)
-
     def from_boxes(self, image: np.ndarray, boxes: np.ndarray) -> list[FaceEstimate]:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
