@@ -67,3 +67,39 @@ def test_model_stores_the_hmm_transitions(model):
     # by-destination CSR: summing exp(log_weight) per source gives proper distributions (fp16 storage)
     sources = np.bincount(tr.indices, weights=np.exp(tr.log_weight.astype(np.float64)), minlength=tr.num_states)
     np.testing.assert_allclose(sources, 1.0, atol=2e-3)
+
+
+def test_default_pruning_decodes_the_exact_path_on_real_frames(sample_clip):
+    """The configured top-M pruning keeps the exact Viterbi path on the classifier's own
+    distributions, here 80 sample frames with a grey block over the face in 20 of them."""
+    import dataclasses
+    from tracker.cli import build_engine
+    from tracker.config import TemporalConfig, TrackingConfig
+    from tracker.pipeline import track_frames
+    from tracker.shapes import bounding_box
+    from tracker.temporal import FixedLagDecoder, model_transitions, viterbi
+    labels = read_300vw(sample_clip).landmarks
+
+    def frames():
+        for frame in itertools.islice(VideoSource(sample_clip / "vid.mp4"), 80):
+            if 30 <= frame.index < 50:
+                x0, y0, x1, y1 = bounding_box(labels[frame.index]).astype(int)
+                image = frame.image.copy()
+                image[y0 + (y1 - y0) // 6:y1, x0:x1] = 128
+                frame = dataclasses.replace(frame, image=image)
+            yield frame
+
+    cfg, temporal = TrackingConfig(), TemporalConfig()
+    assert temporal.prune_top > 0
+    engine = build_engine(cfg, temporal=temporal)
+    results = list(track_frames(frames(), engine, cfg.batch_size, cfg.queue_size, False, None))
+    obs = np.stack([r.faces[0].log_probs for r in results])
+    assert len(obs) == 80
+    trans = model_transitions(engine.landmarker.model, temporal.neighbours)
+    exact, _ = viterbi(trans, obs)
+    decoder = FixedLagDecoder(trans, temporal.lag, prune_top=temporal.prune_top)
+    pruned = [s for o in obs for _, s in decoder.push(o)] + [s for _, s in decoder.flush()]
+    exact_lag = FixedLagDecoder(trans, temporal.lag)
+    exact_stream = [s for o in obs for _, s in exact_lag.push(o)] + [s for _, s in exact_lag.flush()]
+    assert pruned == exact_stream
+    assert (np.asarray(exact_stream) == exact).mean() > 0.9      # fixed lag 8 vs the whole-clip path

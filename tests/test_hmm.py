@@ -382,3 +382,24 @@ def test_decode_benchmark_reports_its_numbers():
     assert result["build_s"] > 0 and result["ms_per_frame"] > 0
     # window: 4 back-pointer rows + 2 score vectors of 600 (+ the small path buffer)
     assert result["window_mb"] == pytest.approx((4 * 600 * 4 + 2 * 600 * 4 + 4 * 8) / 1e6)
+
+
+def test_decode_benchmark_on_given_transitions_and_pruned():
+    trans = pose_transitions(np.random.default_rng(3).normal(size=(300, 68, 2)).astype(np.float32), 5)
+    result = decode_benchmark(1, 1, frames=4, lag=2, prune_top=50, transitions=trans)
+    assert result["K"] == 300 and result["n"] == 5 and result["model"] and result["build_s"] is None
+    assert result["edges"] == trans.num_edges and result["prune_top"] == 50 and not result["parallel"]
+    # pruning adds a (K,) float32 accumulator and M int64 active ids to the window
+    assert result["window_mb"] == pytest.approx((3 * 300 * 4 + 2 * 300 * 4 + 3 * 8 + 300 * 4 + 50 * 8) / 1e6)
+
+
+def test_bench_times_the_model_graph_then_synthetic_sizes_exact_and_pruned():
+    from types import SimpleNamespace
+    from tracker.cli import _bench_decoder
+    from tracker.config import TemporalConfig
+    templates = np.random.default_rng(4).normal(size=(200, 68, 2)).astype(np.float32)
+    model = SimpleNamespace(templates=templates, transitions=None)
+    rows = _bench_decoder(model, TemporalConfig(neighbours=4, prune_top=20), [150])
+    assert [(r["K"], r["model"], r["prune_top"]) for r in rows] == [
+        (200, True, None), (200, True, 20), (150, False, None), (150, False, 20)]
+    assert all(r["ms_per_frame"] > 0 and r["n"] == 4 for r in rows)

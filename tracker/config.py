@@ -103,7 +103,7 @@ class TemporalConfig:
     enabled: bool = True               # false: per-frame estimates only (bin/track --no-temporal)
     lag: int = 8                       # frames a file's decision waits for (live sources use 0)
     neighbours: int = 32               # pose classes each class may move to between frames
-    prune_top: int = 0                 # decode only the M best states per frame (0: all K)
+    prune_top: int = 512               # decode only the M best states per frame (0: all K, exact)
     smoothing: bool = True             # 3-frame low-pass on the decoded landmarks
     hold_frames: int = 12              # frames a face whose confidence fell is kept, the HMM carrying it
 

@@ -417,24 +417,31 @@ def _random_log_softmax(rng: np.random.Generator, size: int, scale: float = 3.0)
 
 
 def decode_benchmark(K: int, n: int, frames: int = 60, lag: int = 30, seed: int = 0,
-                     prune_top: int | None = None) -> dict:
+                     prune_top: int | None = None, transitions: Transitions | None = None) -> dict:
     """Time the transition build and the per-frame fixed-lag decode at K states.
 
-    Templates are synthetic (:func:`_benchmark_templates`); observations are random
-    log-softmax vectors. One untimed push first (Numba compile/cache load). Returns a
-    dict with ``build_s`` (seconds for :func:`pose_transitions`), ``ms_per_frame``
-    (mean over ``frames`` pushes, flush excluded), ``ms_per_frame_median``,
-    ``ms_per_frame_max``, ``parallel`` (whether the threaded step was used),
-    ``flush_ms``, ``window_mb`` (decoder window: back-pointer ring + score vectors,
-    in 10^6 bytes), ``transitions_mb`` (CSR arrays), ``edges`` and the inputs.
+    Templates are synthetic (:func:`_benchmark_templates`) unless ``transitions`` is
+    given (e.g. a model's stored graph; K and n are then taken from it and ``build_s``
+    is None); observations are random log-softmax vectors (the step's cost does not
+    depend on them). One untimed push first (Numba compile/cache load). Returns a dict
+    with ``build_s`` (seconds for :func:`pose_transitions`), ``ms_per_frame`` (mean over
+    ``frames`` pushes, flush excluded), ``ms_per_frame_median``, ``ms_per_frame_max``,
+    ``parallel`` (whether the threaded step was used), ``flush_ms``, ``window_mb``
+    (decoder window: back-pointer ring + score vectors, in 10^6 bytes),
+    ``transitions_mb`` (CSR arrays), ``edges`` and the inputs.
     """
     for name, value, low in (("K", K, 1), ("n", n, 0), ("frames", frames, 1), ("lag", lag, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    templates = _benchmark_templates(int(K), seed)
-    start = time.perf_counter()
-    trans = pose_transitions(templates, int(n))
-    build_s = time.perf_counter() - start
+    build_s = None
+    if transitions is None:
+        templates = _benchmark_templates(int(K), seed)
+        start = time.perf_counter()
+        trans = pose_transitions(templates, int(n))
+        build_s = time.perf_counter() - start
+    else:
+        trans = _check_transitions(transitions)
+        K, n = trans.num_states, trans.n if trans.n is not None else n
     if prune_top is not None:
         trans.by_source()
     decoder = FixedLagDecoder(trans, int(lag), prune_top=prune_top)
@@ -453,6 +460,7 @@ def decode_benchmark(K: int, n: int, frames: int = 60, lag: int = 30, seed: int 
     flush_ms = 1e3 * (time.perf_counter() - tick)
     return {
         "K": int(K), "n": int(n), "frames": int(frames), "lag": int(lag), "prune_top": prune_top,
+        "model": transitions is not None,
         "parallel": decoder.parallel and prune_top is None, "threads": numba.get_num_threads(),
         "build_s": build_s,
         "ms_per_frame": 1e3 * float(np.mean(times)),
