@@ -6,8 +6,11 @@ RMS point-to-point distance in canonical units::
 
     rms(a, b) = ||a - b||_F / sqrt(68)
 
-faiss does the brute-force searches on float32 vectors; pairs close to a threshold
-are re-checked in float64, so results match an exact float64 computation.
+faiss does the brute-force searches (k-means, membership ranges, nearest template) on
+float32 vectors; pairs close to a threshold are re-checked in float64, so results match
+an exact float64 computation. The HMM's k-nearest-neighbour graph uses a k-d tree
+kernel instead (:func:`knn_graph`): exact too, and 15 s instead of about 215 s for
+faiss's flat search at K = 140,000 on 2 cores.
 """
 from __future__ import annotations
 
