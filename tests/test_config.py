@@ -50,3 +50,28 @@ def test_track_config_rejects_unknown_keys_and_bad_types():
         load_track_config(None, {"tracking": {"batchsize": 4}})
     with pytest.raises(ConfigError, match="expected true or false"):
         load_track_config(None, {"tracking": {"latency": "yes"}})
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("tracking", "batch_size", 0, "tracking.batch_size: must be at least 1, got 0"),
+    ("tracking", "threads", -1, "tracking.threads: must be at least 1"),
+    ("tracking", "lost_confidence", 2, r"tracking.lost_confidence: must be between 0.0 and 1.0, got 2.0"),
+    ("tracking", "detector", "foo", "tracking.detector: expected one of auto, dlib, haar, got 'foo'"),
+    ("tracking", "top_k", 0, "tracking.top_k: must be at least 1"),
+    ("temporal", "lag", -1, "temporal.lag: must be at least 0"),
+    ("temporal", "neighbours", 0, "temporal.neighbours: must be at least 1"),
+    ("temporal", "prune_top", -5, "temporal.prune_top: must be at least 0, got -5"),
+    ("temporal", "hold_frames", -1, "temporal.hold_frames: must be at least 0"),
+])
+def test_track_config_rejects_values_out_of_range(section, key, value, message):
+    from tracker.config import load_track_config
+    with pytest.raises(ConfigError, match=message):
+        load_track_config(None, {section: {key: value}})
+
+
+def test_track_config_accepts_the_edges_of_each_range():
+    from tracker.config import load_track_config
+    cfg = load_track_config(None, {"tracking": {"batch_size": 1, "lost_confidence": 0, "redetect_every": 0,
+                                                "detector": "haar"},
+                                   "temporal": {"lag": 0, "prune_top": 0, "hold_frames": 0, "neighbours": 1}})
+    assert cfg.tracking.batch_size == 1 and cfg.tracking.detector == "haar" and cfg.temporal.prune_top == 0

@@ -135,3 +135,31 @@ def test_unopenable_and_stalled_cameras(monkeypatch):
     stalled.sleep = lambda s: __import__("time").sleep(5)
     with pytest.raises(SourceError, match="stopped sending frames"):
         list(source)
+
+
+def test_abandoning_a_frame_threaded_decoder_does_not_hang(sample_clip):
+    """Closing a half-read video whose decoder runs FFmpeg frame threads, over and over.
+
+    With FFmpeg's log routed through a Python callback (any av.logging level but None),
+    this deadlocked on the first few rounds: the close holds the GIL and waits for the
+    decoding threads, one of which waits for the GIL to log. Run in a subprocess so that a
+    hang fails the test instead of stalling the suite.
+    """
+    import subprocess
+    import sys
+    script = (
+        "import gc, itertools, sys\n"
+        "from tracker.io.sources import VideoSource\n"
+        "for k in range(40):\n"
+        "    frames = iter(VideoSource(sys.argv[1], threads=0))\n"
+        "    for _ in itertools.islice(frames, 5 + k % 7):\n"
+        "        pass\n"
+        "    del frames\n"
+        "    gc.collect()\n"
+        "print('done')\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", script, str(sample_clip / "vid.mp4")], capture_output=True,
+                             text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("closing a frame-threaded decoder hung")
+    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr[-500:]

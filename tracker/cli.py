@@ -508,11 +508,14 @@ def _bench_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _int_list(text: str, what: str) -> list[int]:
+def _int_list(text: str, what: str, low: int = 0) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UsageError(f"{what}: expected comma-separated integers, got {text!r}") from None
+    if any(v < low for v in values):
+        raise UsageError(f"{what}: every value must be at least {low}, got {text!r}")
+    return values
 
 
 def _bench(argv) -> int:
@@ -522,6 +525,11 @@ def _bench(argv) -> int:
     from .config import load_track_config
     from .model import DEFAULT_MODEL, pick_device
     args = _bench_parser().parse_args(argv)
+    batch_sizes = _int_list(args.batch_sizes, "--batch-sizes", low=1)
+    upsamples = _int_list(args.baseline_upsample, "--baseline-upsample")
+    hmm_states = _int_list(args.hmm_states, "--hmm-states", low=2)
+    if args.frames is not None and args.frames < 1:
+        raise UsageError(f"--frames must be at least 1, got {args.frames}")
     clip = args.clip or str(DEFAULT_MODEL.parents[1] / "sample" / "vid.mp4")
     config = load_track_config(args.config, _parse_overrides(args.set))
     cfg = config.tracking
@@ -536,7 +544,7 @@ def _bench(argv) -> int:
               "config": dataclasses.asdict(cfg), "temporal": dataclasses.asdict(config.temporal),
               "ours": run_tracker(clip, engine, cfg, scratch_csv("ours"), args.frames, temporal())}
     report["ours_runs"] = []
-    for size in _int_list(args.batch_sizes, "--batch-sizes"):
+    for size in batch_sizes:
         variant = dataclasses.replace(cfg, batch_size=size, latency=False)
         engine.cfg = variant
         report["ours_runs"].append({"batch_size": size, **run_tracker(clip, engine, variant, scratch_csv("ours"),
@@ -545,9 +553,8 @@ def _bench(argv) -> int:
         report["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     report["baseline"] = [] if args.no_baseline else [
         run_dlib_baseline(clip, scratch_csv(f"dlib{u}"), u, args.frames)
-        for u in _int_list(args.baseline_upsample, "--baseline-upsample")]
-    report["hmm"] = _bench_decoder(engine.landmarker.model, config.temporal,
-                                   _int_list(args.hmm_states, "--hmm-states"))
+        for u in upsamples]
+    report["hmm"] = _bench_decoder(engine.landmarker.model, config.temporal, hmm_states)
     report["peak_rss_mb_end"] = peak_rss_mb()
     print(json.dumps(report, indent=1) if args.json else _format_bench(report))
     return EXIT_OK

@@ -108,6 +108,34 @@ class TemporalConfig:
     hold_frames: int = 12              # frames a face whose confidence fell is kept, the HMM carrying it
 
 
+# Allowed values of the tracking settings: (lowest, highest) with None for no bound, or a
+# tuple of choices. Checked when a configuration is built, so a bad value is a one-line
+# error before any frame is read.
+_ALLOWED = {
+    TrackingConfig: {
+        "batch_size": (1, None), "queue_size": (1, None), "threads": (1, None), "decode_threads": (0, None),
+        "detector": ("auto", "dlib", "haar"), "upsample": (0, None), "redetect_every": (0, None),
+        "scan_upsample": (0, None), "lost_confidence": (0.0, 1.0), "refine_drift": (0.0, None),
+        "detect_passes": (1, None), "max_faces": (1, None), "forget_after": (0, None), "top_k": (1, None),
+    },
+    TemporalConfig: {"lag": (0, None), "neighbours": (1, None), "prune_top": (0, None), "hold_frames": (0, None)},
+}
+
+
+def _check_allowed(cls, key: str, value, where: str) -> None:
+    rule = _ALLOWED.get(cls, {}).get(key)
+    if rule is None:
+        return
+    if all(isinstance(v, str) for v in rule):
+        if value not in rule:
+            raise ConfigError(f"{where}: expected one of {', '.join(rule)}, got {value!r}")
+        return
+    low, high = rule
+    if (low is not None and value < low) or (high is not None and value > high):
+        span = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise ConfigError(f"{where}: must be {span}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class TrackConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -126,6 +154,7 @@ def _build(cls, values: dict, where: str):
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}: unknown key {key!r}{hint}")
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
+        _check_allowed(cls, key, kwargs[key], f"{where}.{key}")
     return cls(**kwargs)
 
 

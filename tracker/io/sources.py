@@ -212,9 +212,15 @@ class VideoSource:
 
 
 def _quiet_ffmpeg() -> None:
-    """FFmpeg's own log lines would break our one-line errors; we report problems ourselves."""
+    """FFmpeg's own log lines would break our one-line errors; we report problems ourselves.
+
+    Level None (PyAV's default) drops FFmpeg's messages without calling into Python. Any
+    level routes them through a Python callback that takes the GIL from FFmpeg's decoding
+    threads, and closing a frame-threaded decoder while holding the GIL then deadlocks
+    (seen: a test hung in avcodec_free_context with a decoding thread waiting for the GIL).
+    """
     import av.logging
-    av.logging.set_level(av.logging.PANIC)
+    av.logging.set_level(None)
 
 
 class WebcamSource:
