@@ -16,6 +16,14 @@ def test_defaults_and_overrides():
     ({"train": {"steps": 1.5}}, "expected a number"),
     ({"train": {"amp": "yes"}}, "expected true or false"),
     ({"model": 3}, "expected a mapping"),
+    ({"train": {"batch_size": 1}}, "^config: train.batch_size: must be at least 2, got 1$"),
+    ({"train": {"lr": 0}}, "train.lr: must be greater than 0.0"),
+    ({"train": {"loss": "l2"}}, "train.loss: expected one of softmax, soft_target, multilabel, got 'l2'"),
+    ({"classes": {"kind": "kmeans", "k": 0}}, "classes.k: kind kmeans needs k >= 1"),
+    ({"classes": {"tau_candidates": [0.02, 0.0]}}, "classes.tau_candidates: must be greater than 0.0"),
+    ({"model": {"crop_size": 16}}, "model.crop_size: must be at least 32"),
+    ({"augment": {"flip_p": 1.5}}, "augment.flip_p: must be between 0.0 and 1.0"),
+    ({"data": {"train_sets": ["afw", "helen-test"]}}, "includes helen-test, the test set; it is never trained on"),
 ])
 def test_bad_values_are_rejected_with_the_key(values, message):
     with pytest.raises(ConfigError, match=message):
@@ -75,3 +83,10 @@ def test_track_config_accepts_the_edges_of_each_range():
                                                 "detector": "haar"},
                                    "temporal": {"lag": 0, "prune_top": 0, "hold_frames": 0, "neighbours": 1}})
     assert cfg.tracking.batch_size == 1 and cfg.tracking.detector == "haar" and cfg.temporal.prune_top == 0
+
+
+def test_override_of_a_section_that_is_not_a_mapping(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train: 3\n")
+    with pytest.raises(ConfigError, match="bad.yaml: train: expected a mapping, got int"):
+        load_config(path, {"train": {"steps": 3}})

@@ -108,14 +108,30 @@ class TemporalConfig:
     hold_frames: int = 12              # frames a face whose confidence fell is kept, the HMM carrying it
 
 
-# Allowed values of the tracking settings: (lowest, highest) with None for no bound, or a
-# tuple of choices. Checked when a configuration is built, so a bad value is a one-line
-# error before any frame is read.
+TEST_SETS = ("helen-test",)     # held out for evaluation: never trained or tuned on
+
+# Allowed values of the settings: (lowest, highest) with None for no bound, POSITIVE, or
+# a tuple of choices. Checked when a configuration is built, so a bad value is a one-line
+# error before any data is read.
+POSITIVE = (0.0, None, "exclusive")
 _ALLOWED = {
+    DataConfig: {"val_fraction": (0.0, 0.9)},
+    ClassesConfig: {"kind": ("exemplar", "kmeans"), "k": (0, None), "perturbed_copies": (0, None),
+                    "perturb_rotate_deg": (0.0, 180.0), "perturb_scale": (0.0, 1.0), "perturb_shift": (0.0, 1.0),
+                    "tau": POSITIVE},
+    ModelConfig: {"crop_size": (32, None), "margin": (1.0, None), "embedding": (0, None)},
+    AugmentConfig: {"flip_p": (0.0, 1.0), "rotate_deg": (0.0, 180.0), "scale": (0.0, 1.0), "shift": (0.0, 1.0),
+                    "brightness": (0.0, 1.0), "contrast": (0.0, 1.0), "saturation": (0.0, 1.0),
+                    "blur_p": (0.0, 1.0), "blur_max_sigma": (0.0, None), "occlude_p": (0.0, 1.0),
+                    "occlude_max_frac": (0.0, 1.0), "grayscale_p": (0.0, 1.0), "noise_std": (0.0, None)},
+    TrainConfig: {"loss": ("softmax", "soft_target", "multilabel"), "steps": (1, None), "batch_size": (2, None),
+                  "lr": POSITIVE, "weight_decay": (0.0, None), "warmup_steps": (0, None),
+                  "val_every": (1, None), "checkpoint_every": (1, None), "device": ("auto", "cpu", "cuda"),
+                  "threads": (1, None), "decode_threads": (0, None), "top_k": (1, None)},
     TrackingConfig: {
         "batch_size": (1, None), "queue_size": (1, None), "threads": (1, None), "decode_threads": (0, None),
         "detector": ("auto", "dlib", "haar"), "upsample": (0, None), "redetect_every": (0, None),
-        "scan_upsample": (0, None), "lost_confidence": (0.0, 1.0), "refine_drift": (0.0, None),
+        "scan_upsample": (0, None), "lost_confidence": (0.0, 1.0), "refine_drift": POSITIVE,
         "detect_passes": (1, None), "max_faces": (1, None), "forget_after": (0, None), "top_k": (1, None),
     },
     TemporalConfig: {"lag": (0, None), "neighbours": (1, None), "prune_top": (0, None), "hold_frames": (0, None)},
@@ -124,16 +140,18 @@ _ALLOWED = {
 
 def _check_allowed(cls, key: str, value, where: str) -> None:
     rule = _ALLOWED.get(cls, {}).get(key)
-    if rule is None:
+    if rule is None or value is None:
         return
     if all(isinstance(v, str) for v in rule):
         if value not in rule:
-            raise ConfigError(f"{where}: expected one of {', '.join(rule)}, got {value!r}")
+            raise _at(where, f"expected one of {', '.join(rule)}, got {value!r}")
         return
-    low, high = rule
+    low, high = rule[:2]
+    if len(rule) == 3 and value <= low:
+        raise _at(where, f"must be greater than {low}, got {value!r}")
     if (low is not None and value < low) or (high is not None and value > high):
         span = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise ConfigError(f"{where}: must be {span}, got {value!r}")
+        raise _at(where, f"must be {span}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -142,9 +160,26 @@ class TrackConfig:
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
 
 
+def _at(where: str, message: str) -> ConfigError:
+    """An error at key path ``where`` inside a file ('' for the top level)."""
+    return ConfigError(f"{where}: {message}" if where else message)
+
+
+def _child(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _in_source(source: str, build):
+    """Run ``build``; its errors name the ``source`` (a file, or what stands for one)."""
+    try:
+        return build()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
 def _build(cls, values: dict, where: str):
     if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+        raise _at(where, f"expected a mapping, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -152,9 +187,9 @@ def _build(cls, values: dict, where: str):
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
-        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
-        _check_allowed(cls, key, kwargs[key], f"{where}.{key}")
+            raise _at(where, f"unknown key {key!r}{hint}")
+        kwargs[key] = _coerce(hints[key], value, _child(where, key))
+        _check_allowed(cls, key, kwargs[key], _child(where, key))
     return cls(**kwargs)
 
 
@@ -164,7 +199,7 @@ def _coerce(hint, value, where: str):
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise _at(where, f"expected a list, got {value!r}")
         return tuple(_coerce(args[0], v, where) for v in value)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if value is None and type(None) in args:
@@ -172,21 +207,34 @@ def _coerce(hint, value, where: str):
         return _coerce(next(a for a in args if a is not type(None)), value, where)
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise _at(where, f"expected true or false, got {value!r}")
         return value
     if hint in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and not float(value).is_integer()):
-            raise ConfigError(f"{where}: expected a number ({hint.__name__}), got {value!r}")
+            raise _at(where, f"expected a number ({hint.__name__}), got {value!r}")
         return hint(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected text, got {value!r}")
+            raise _at(where, f"expected text, got {value!r}")
         return value
     return value
 
 
 def config_from_dict(values: dict, where: str = "config") -> Config:
-    return _build(Config, values or {}, where)
+    """A training :class:`Config` from plain values; errors name ``where`` (e.g. the file)."""
+    return _in_source(where, lambda: _checked_config(_build(Config, values or {}, "")))
+
+
+def _checked_config(config: Config) -> Config:
+    """Rules that involve more than one value."""
+    held_out = sorted(set(config.data.train_sets) & set(TEST_SETS))
+    if held_out:
+        raise ConfigError(f"data.train_sets includes {', '.join(held_out)}, the test set; it is never trained on")
+    if config.classes.kind == "kmeans" and config.classes.k < 1:
+        raise ConfigError(f"classes.k: kind kmeans needs k >= 1, got {config.classes.k}")
+    for value in config.classes.tau_candidates:
+        _check_allowed(ClassesConfig, "tau", value, "classes.tau_candidates")
+    return config
 
 
 def _read_yaml(path) -> dict:
@@ -206,18 +254,24 @@ def _read_yaml(path) -> dict:
 
 def load_config(path, overrides: dict | None = None) -> Config:
     """Read a YAML file into a :class:`Config`; ``overrides`` maps section -> {key: value}."""
-    values = _read_yaml(path)
-    for section, items in (overrides or {}).items():
-        values.setdefault(section, {}).update(items)
+    values = _with_overrides(_read_yaml(path), overrides, str(path))
     return config_from_dict(values, where=str(path))
 
 
 def load_track_config(path=None, overrides: dict | None = None) -> TrackConfig:
     """The tracking configuration: built-in defaults, a YAML file, then ``overrides``."""
-    values = _read_yaml(path) if path is not None else {}
+    values = _with_overrides(_read_yaml(path) if path is not None else {}, overrides, str(path or "track config"))
+    return _in_source(str(path or "track config"), lambda: _build(TrackConfig, values, ""))
+
+
+def _with_overrides(values: dict, overrides: dict | None, source: str) -> dict:
+    """``values`` with ``overrides`` (section -> {key: value}) merged in."""
     for section, items in (overrides or {}).items():
-        values.setdefault(section, {}).update(items)
-    return _build(TrackConfig, values, str(path or "track config"))
+        current = values.setdefault(section, {})
+        if not isinstance(current, dict):
+            raise ConfigError(f"{source}: {section}: expected a mapping, got {type(current).__name__}")
+        current.update(items)
+    return values
 
 
 def config_to_dict(config) -> dict:
