@@ -79,13 +79,10 @@ def run_dlib_baseline(clip, csv_path, upsample: int = 1, max_frames: int | None 
     with LandmarkCsvWriter(csv_path) as writer:
         for frame in VideoSource(clip):
             rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-            faces = detector(rgb, upsample)
-            for face_id, rect in enumerate(faces):
-                shape = predictor(rgb, rect)
-                points = [(shape.part(i).x, shape.part(i).y) for i in range(68)]
-                writer.write(frame.index, face_id, frame.timestamp, 1.0, points)
-            if not len(faces):
-                writer.write(frame.index, -1, frame.timestamp, 0.0, None)
+            shapes = [predictor(rgb, rect) for rect in detector(rgb, upsample)]
+            writer.write_frame(frame.index, frame.timestamp,
+                               [(face_id, 1.0, [(s.part(i).x, s.part(i).y) for i in range(68)])
+                                for face_id, s in enumerate(shapes)])
             frames += 1
             if max_frames and frames >= max_frames:
                 break

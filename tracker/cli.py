@@ -260,11 +260,8 @@ def _predict(argv) -> int:
     with sink:
         total = len(source) if isinstance(source, ImageSource) else source.frame_count or None
         for frame in tqdm(source, total=total, disable=args.no_progress, unit="frame", file=sys.stderr):
-            faces = landmarker(frame.image)
-            for face_id, face in enumerate(faces):
-                sink.write(frame.index, face_id, frame.timestamp, face.confidence, face.landmarks, {"file": frame.name})
-            if not faces:
-                sink.write(frame.index, -1, frame.timestamp, 0.0, None, {"file": frame.name})
+            faces = [(i, face.confidence, face.landmarks) for i, face in enumerate(landmarker(frame.image))]
+            sink.write_frame(frame.index, frame.timestamp, faces, {"file": frame.name})
     return EXIT_OK
 
 
@@ -412,7 +409,7 @@ def _track(argv) -> int:
     config = load_track_config(args.config, _parse_overrides(args.set))
     cfg = config.tracking
     temporal_cfg = dataclasses.replace(config.temporal, enabled=False) if args.no_temporal else config.temporal
-    torch.set_num_threads(max(1, cfg.threads))
+    torch.set_num_threads(cfg.threads)
     stop = _StopSignals()
     source = open_source(args.input, cfg.decode_threads)
     engine = build_engine(cfg, args.model, pick_device(args.device), temporal_cfg)
@@ -533,7 +530,7 @@ def _bench(argv) -> int:
     clip = args.clip or str(DEFAULT_MODEL.parents[1] / "sample" / "vid.mp4")
     config = load_track_config(args.config, _parse_overrides(args.set))
     cfg = config.tracking
-    torch.set_num_threads(max(1, cfg.threads))
+    torch.set_num_threads(cfg.threads)
     device = pick_device(args.device)
     engine = build_engine(cfg, args.model, device, config.temporal)
 

@@ -110,48 +110,68 @@ class TemporalConfig:
 
 TEST_SETS = ("helen-test",)     # held out for evaluation: never trained or tuned on
 
-# Allowed values of the settings: (lowest, highest) with None for no bound, POSITIVE, or
-# a tuple of choices. Checked when a configuration is built, so a bad value is a one-line
-# error before any data is read.
-POSITIVE = (0.0, None, "exclusive")
+class _Range(typing.NamedTuple):
+    """Numbers from ``low`` (excluded when ``strict``) up to ``high`` (None: no bound)."""
+
+    low: float
+    high: float | None = None
+    strict: bool = False
+
+    def problem(self, value) -> str | None:
+        if self.strict and value <= self.low:
+            return f"must be greater than {self.low}, got {value!r}"
+        if value < self.low or (self.high is not None and value > self.high):
+            span = f"at least {self.low}" if self.high is None else f"between {self.low} and {self.high}"
+            return f"must be {span}, got {value!r}"
+        return None
+
+
+class _OneOf(tuple):
+    """One of the given words."""
+
+    def problem(self, value) -> str | None:
+        return None if value in self else f"expected one of {', '.join(self)}, got {value!r}"
+
+
+def _one_of(*words: str) -> _OneOf:
+    return _OneOf(words)
+
+
+POSITIVE = _Range(0.0, strict=True)
+UNIT_INTERVAL = _Range(0.0, 1.0)
+
+# Allowed values of the settings, checked when a configuration is built, so a bad value
+# is a one-line error before any data is read.
 _ALLOWED = {
-    DataConfig: {"val_fraction": (0.0, 0.9)},
-    ClassesConfig: {"kind": ("exemplar", "kmeans"), "k": (0, None), "perturbed_copies": (0, None),
-                    "perturb_rotate_deg": (0.0, 180.0), "perturb_scale": (0.0, 1.0), "perturb_shift": (0.0, 1.0),
-                    "tau": POSITIVE},
-    ModelConfig: {"crop_size": (32, None), "margin": (1.0, None), "embedding": (0, None)},
-    AugmentConfig: {"flip_p": (0.0, 1.0), "rotate_deg": (0.0, 180.0), "scale": (0.0, 1.0), "shift": (0.0, 1.0),
-                    "brightness": (0.0, 1.0), "contrast": (0.0, 1.0), "saturation": (0.0, 1.0),
-                    "blur_p": (0.0, 1.0), "blur_max_sigma": (0.0, None), "occlude_p": (0.0, 1.0),
-                    "occlude_max_frac": (0.0, 1.0), "grayscale_p": (0.0, 1.0), "noise_std": (0.0, None)},
-    TrainConfig: {"loss": ("softmax", "soft_target", "multilabel"), "steps": (1, None), "batch_size": (2, None),
-                  "lr": POSITIVE, "weight_decay": (0.0, None), "warmup_steps": (0, None),
-                  "val_every": (1, None), "checkpoint_every": (1, None), "device": ("auto", "cpu", "cuda"),
-                  "threads": (1, None), "decode_threads": (0, None), "top_k": (1, None)},
+    DataConfig: {"val_fraction": _Range(0.0, 0.9)},
+    ClassesConfig: {"kind": _one_of("exemplar", "kmeans"), "k": _Range(0), "perturbed_copies": _Range(0),
+                    "perturb_rotate_deg": _Range(0.0, 180.0), "perturb_scale": UNIT_INTERVAL,
+                    "perturb_shift": UNIT_INTERVAL, "tau": POSITIVE},
+    ModelConfig: {"crop_size": _Range(32), "margin": _Range(1.0), "embedding": _Range(0)},
+    AugmentConfig: {"flip_p": UNIT_INTERVAL, "rotate_deg": _Range(0.0, 180.0), "scale": UNIT_INTERVAL,
+                    "shift": UNIT_INTERVAL, "brightness": UNIT_INTERVAL, "contrast": UNIT_INTERVAL,
+                    "saturation": UNIT_INTERVAL, "blur_p": UNIT_INTERVAL, "blur_max_sigma": _Range(0.0),
+                    "occlude_p": UNIT_INTERVAL, "occlude_max_frac": UNIT_INTERVAL, "grayscale_p": UNIT_INTERVAL,
+                    "noise_std": _Range(0.0)},
+    TrainConfig: {"loss": _one_of("softmax", "soft_target", "multilabel"), "steps": _Range(1),
+                  "batch_size": _Range(2), "lr": POSITIVE, "weight_decay": _Range(0.0), "warmup_steps": _Range(0),
+                  "val_every": _Range(1), "checkpoint_every": _Range(1), "device": _one_of("auto", "cpu", "cuda"),
+                  "threads": _Range(1), "decode_threads": _Range(0), "top_k": _Range(1)},
     TrackingConfig: {
-        "batch_size": (1, None), "queue_size": (1, None), "threads": (1, None), "decode_threads": (0, None),
-        "detector": ("auto", "dlib", "haar"), "upsample": (0, None), "redetect_every": (0, None),
-        "scan_upsample": (0, None), "lost_confidence": (0.0, 1.0), "refine_drift": POSITIVE,
-        "detect_passes": (1, None), "max_faces": (1, None), "forget_after": (0, None), "top_k": (1, None),
+        "batch_size": _Range(1), "queue_size": _Range(1), "threads": _Range(1), "decode_threads": _Range(0),
+        "detector": _one_of("auto", "dlib", "haar"), "upsample": _Range(0), "redetect_every": _Range(0),
+        "scan_upsample": _Range(0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
+        "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
     },
-    TemporalConfig: {"lag": (0, None), "neighbours": (1, None), "prune_top": (0, None), "hold_frames": (0, None)},
+    TemporalConfig: {"lag": _Range(0), "neighbours": _Range(1), "prune_top": _Range(0), "hold_frames": _Range(0)},
 }
 
 
 def _check_allowed(cls, key: str, value, where: str) -> None:
     rule = _ALLOWED.get(cls, {}).get(key)
-    if rule is None or value is None:
-        return
-    if all(isinstance(v, str) for v in rule):
-        if value not in rule:
-            raise _at(where, f"expected one of {', '.join(rule)}, got {value!r}")
-        return
-    low, high = rule[:2]
-    if len(rule) == 3 and value <= low:
-        raise _at(where, f"must be greater than {low}, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        span = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise _at(where, f"must be {span}, got {value!r}")
+    problem = None if rule is None or value is None else rule.problem(value)
+    if problem:
+        raise _at(where, problem)
 
 
 @dataclass(frozen=True)

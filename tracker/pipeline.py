@@ -36,6 +36,19 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
+def timed(frames: Iterable[Frame], times: StageTimes | None) -> Iterator[Frame]:
+    """``frames``, with the wait for each one added to ``times`` as "decode"."""
+    frames = iter(frames)
+    while True:
+        start = time.perf_counter()
+        frame = next(frames, None)
+        if times is not None:
+            times.add("decode", time.perf_counter() - start)
+        if frame is None:
+            return
+        yield frame
+
+
 @contextmanager
 def prefetched(source: Iterable[Frame], size: int, times: StageTimes | None = None) -> Iterator[Iterator[Frame]]:
     """Frames of ``source`` decoded ahead on a thread, at most ``size`` waiting."""
@@ -45,13 +58,8 @@ def prefetched(source: Iterable[Frame], size: int, times: StageTimes | None = No
     def produce() -> None:
         end = _End()
         try:
-            frames = iter(source)
-            while not stop.is_set():
-                start = time.perf_counter()
-                frame = next(frames, None)
-                if times is not None:
-                    times.add("decode", time.perf_counter() - start)
-                if frame is None or not _put(q, frame, stop):
+            for frame in timed(source, times):
+                if not _put(q, frame, stop):
                     break
         except BaseException as exc:          # handed to the consumer, which re-raises it
             end = _End(exc)
@@ -106,19 +114,7 @@ def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 
     decoding is final; whoever stops early calls its ``drain()`` for the frames it holds.
     """
     live = getattr(source, "live", False)
-    if live:
-        def timed_live() -> Iterator[Frame]:
-            frames = iter(source)
-            while True:
-                start = time.perf_counter()
-                frame = next(frames, None)
-                engine.times.add("decode", time.perf_counter() - start)
-                if frame is None:
-                    return
-                yield frame
-        frames_cm = nullcontext(timed_live())
-    else:
-        frames_cm = prefetched(source, queue_size, engine.times)
+    frames_cm = nullcontext(timed(source, engine.times)) if live else prefetched(source, queue_size, engine.times)
     with frames_cm as frames:
         for batch in batched(frames, 1 if (live or latency) else max(1, batch_size)):
             for result in engine.process(batch):

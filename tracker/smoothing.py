@@ -56,14 +56,14 @@ class HmmStage:
         self.lag = lag
         self.prune_top = prune_top or None
         self._faces: dict[int, _FaceDecoder] = {}
-        self._pending: deque[tuple[int, FrameResult, dict]] = deque()
+        self._pending: dict[int, tuple[FrameResult, dict]] = {}   # stream position -> (frame, states so far)
         self._position = 0
 
     def push(self, result: FrameResult) -> list[FrameResult]:
         """Feed one frame; returns the frames whose states became final, in order."""
         position, states = self._position, {}
         self._position += 1
-        self._pending.append((position, result, states))
+        self._pending[position] = (result, states)
         present = set()
         for face in result.faces:
             present.add(face.face_id)
@@ -89,17 +89,17 @@ class HmmStage:
         return self._ready()
 
     def _decide(self, face_id: int, entry: _FaceDecoder, emitted) -> None:
-        by_position = {p: states for p, _, states in self._pending}
         for frame_index, state in emitted:
-            by_position[entry.positions.pop(frame_index)][face_id] = int(state)
+            self._pending[entry.positions.pop(frame_index)][1][face_id] = int(state)
 
     def _ready(self) -> list[FrameResult]:
         out = []
         while self._pending:
-            _, result, states = self._pending[0]
+            oldest = next(iter(self._pending))
+            result, states = self._pending[oldest]
             if any(f.face_id not in states for f in result.faces):
                 break
-            self._pending.popleft()
+            del self._pending[oldest]
             out.append(self._decoded(result, states))
         return out
 

@@ -33,11 +33,9 @@ sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
 import occlusion as occ  # noqa: E402
-from tracker.cli import build_engine  # noqa: E402
-from tracker.config import TemporalConfig, TrackingConfig  # noqa: E402
+from tracker.config import TemporalConfig  # noqa: E402
 from tracker.io.annotations import read_300vw  # noqa: E402
 from tracker.io.sources import VideoSource  # noqa: E402
-from tracker.pipeline import track_frames  # noqa: E402
 from kernels import hmm  # noqa: E402
 from tracker.shapes import box_center_size, box_diagonal, from_canonical  # noqa: E402
 from tracker.smoothing import decoded_landmarks  # noqa: E402
@@ -112,12 +110,8 @@ def main() -> None:
     torch.set_num_threads(1)
     seq = read_300vw(occ.CLIP)
     labels, frames = seq.landmarks, seq.frames
-    cfg, tcfg = TrackingConfig(), TemporalConfig()
-    engine = build_engine(cfg, temporal=tcfg)
-    faces = {r.frame.index: r.faces[0] for r in track_frames(VideoSource(occ.CLIP / "vid.mp4"), engine,
-                                                             cfg.batch_size, cfg.queue_size, False, None)
-             if r.faces}
-    model = engine.landmarker.model
+    tcfg = TemporalConfig()
+    model, faces = occ.per_frame_faces(VideoSource(occ.CLIP / "vid.mp4"))
     trans = model_transitions(model, tcfg.neighbours)
     decoder = FixedLagDecoder(trans, tcfg.lag, prune_top=tcfg.prune_top)
     order = sorted(faces)

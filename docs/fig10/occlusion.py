@@ -102,6 +102,15 @@ def track(frames, temporal_cfg: TemporalConfig, hold) -> dict[int, np.ndarray]:
     return out
 
 
+def per_frame_faces(frames):
+    """(model, frame index -> first face) tracked with the default settings and no temporal
+    stage, each face keeping the classifier's log-softmax (the HMM's observations)."""
+    cfg = TrackingConfig()
+    engine = build_engine(cfg, temporal=TemporalConfig())
+    results = track_frames(frames, engine, cfg.batch_size, cfg.queue_size, False, None)
+    return engine.landmarker.model, {r.frame.index: r.faces[0] for r in results if r.faces}
+
+
 def scores(pred: dict, labels: dict, subset: list[int]) -> dict:
     errors = np.array([nme(pred[i], labels[i]) if i in pred else np.inf for i in subset])
     return {"n": len(subset), "nme": float(np.mean(errors[np.isfinite(errors)])), "auc": float(auc(errors)),

@@ -21,20 +21,12 @@ sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
 import occlusion as occ  # noqa: E402
-from tracker.cli import build_engine  # noqa: E402
-from tracker.config import TemporalConfig, TrackingConfig  # noqa: E402
+from tracker.config import TemporalConfig  # noqa: E402
 from tracker.io.annotations import read_300vw  # noqa: E402
 from tracker.io.sources import VideoSource  # noqa: E402
-from tracker.pipeline import track_frames  # noqa: E402
 from tracker.temporal import FixedLagDecoder, model_transitions  # noqa: E402
 
 SIZES = (None, 4096, 1024, 512, 256, 64)
-
-
-def observations(frames, cfg: TrackingConfig, tcfg: TemporalConfig):
-    engine = build_engine(cfg, temporal=tcfg)
-    results = track_frames(frames, engine, cfg.batch_size, cfg.queue_size, False, None)
-    return engine.landmarker.model, [r.faces[0].log_probs for r in results if r.faces]
 
 
 def decode(decoder: FixedLagDecoder, obs) -> tuple[list[int], float]:
@@ -56,9 +48,10 @@ def main() -> None:
     labels = read_300vw(occ.CLIP).landmarks
     clean = list(VideoSource(occ.CLIP / "vid.mp4"))
     plan = occ.occlusion_plan(len(clean), np.random.default_rng(occ.SEED))
-    cfg, tcfg = TrackingConfig(), TemporalConfig()
+    tcfg = TemporalConfig()
     for name, frames_plan in (("clean", {}), ("occluded", plan)):
-        model, obs = observations(occ.Frames(clean, labels, frames_plan), cfg, tcfg)
+        model, faces = occ.per_frame_faces(occ.Frames(clean, labels, frames_plan))
+        obs = [faces[i].log_probs for i in sorted(faces)]
         trans = model_transitions(model, tcfg.neighbours)
         exact = None
         for size in SIZES:

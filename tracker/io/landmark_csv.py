@@ -86,6 +86,17 @@ class LandmarkCsvWriter:
         if flush:
             self._file.flush()
 
+    def write_frame(self, frame: int, timestamp: float, faces, extras: dict | None = None) -> None:
+        """One frame: a row per ``(face_id, confidence, points)`` in ``faces``, or one
+        ``success=0`` row when there is none; then flush."""
+        wrote = False
+        for face_id, confidence, points in faces:
+            self.write(frame, face_id, timestamp, confidence, points, extras, flush=False)
+            wrote = True
+        if not wrote:
+            self.write(frame, -1, timestamp, 0.0, None, extras, flush=False)
+        self._file.flush()
+
 
 def read_landmark_csv(path) -> list[CsvRow]:
     """Read a landmark CSV written by us or by OpenFace-style tools."""

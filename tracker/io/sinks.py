@@ -67,14 +67,10 @@ class CsvSink:
 
     def write(self, result) -> None:
         frame = result.frame
-        extras = {"file": frame.name}
         try:
-            for face in result.faces:
-                self._writer.write(frame.index, face.face_id, frame.timestamp, face.confidence, face.landmarks,
-                                   extras, flush=False)
-            if not result.faces:
-                self._writer.write(frame.index, -1, frame.timestamp, 0.0, None, extras, flush=False)
-            self._writer.flush()
+            self._writer.write_frame(frame.index, frame.timestamp,
+                                     [(f.face_id, f.confidence, f.landmarks) for f in result.faces],
+                                     {"file": frame.name})
         except OSError as exc:
             raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
