@@ -8,7 +8,11 @@ if [ ! -f "$STAMP" ] || [ "$ROOT/setup.cfg" -nt "$STAMP" ]; then
     echo "facetrack: needs Python 3.11 or newer as '$PYTHON' (set FACETRACK_PYTHON)" >&2
     exit 1
   fi
-  echo "facetrack: installing into $VENV (first run only, about 3 minutes)..." >&2
+  if [ -f "$STAMP" ]; then
+    echo "facetrack: setup.cfg changed, updating the installation in $VENV..." >&2
+  else
+    echo "facetrack: installing into $VENV (first run only, about 3 minutes)..." >&2
+  fi
   { [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"; } &&
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -e "$ROOT[dlib,dev]" >&2 ||
     { echo "facetrack: installation into $VENV failed (see pip's messages above)" >&2; exit 1; }

@@ -58,13 +58,3 @@ def fixed_lag_reference(log_trans: np.ndarray, log_obs: np.ndarray, lag: int) ->
     path, _ = dense_viterbi(log_trans, log_obs)
     out.extend((f, int(path[f])) for f in range(max(0, frames - lag), frames))
     return out
-
-
-def brute_knn(flat: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(K, n) nearest other rows by float64 squared L2, ties by smaller id, and the RMS
-    distances (68 points)."""
-    x = np.asarray(flat, dtype=np.float64).reshape(len(flat), -1)
-    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(d2, np.inf)
-    order = np.argsort(d2, axis=1, kind="stable")[:, :n]
-    return order, np.sqrt(np.take_along_axis(d2, order, axis=1) / 68)

@@ -1,7 +1,7 @@
 """bin/bench rejects bad arguments at once, with one line and exit code 2."""
 import pytest
 
-from tracker.cli import bench_main
+from tracker.cli.bench import main as bench_main
 
 
 @pytest.mark.parametrize("args, message", [

@@ -59,7 +59,7 @@ def test_calibrate_landmark_boxes_fits_scale_only(model, sample_clip):
 
 
 def test_model_stores_the_hmm_transitions(model):
-    from tracker.temporal import model_transitions
+    from tracker.hmm import model_transitions
     stored = model.transitions
     assert stored["n"] == 32 and stored["sigma"] > 0
     tr = model_transitions(model, 32)
@@ -73,11 +73,11 @@ def test_default_pruning_decodes_the_exact_path_on_real_frames(sample_clip):
     """The configured top-M pruning keeps the exact Viterbi path on the classifier's own
     distributions, here 80 sample frames with a grey block over the face in 20 of them."""
     import dataclasses
-    from tracker.cli import build_engine
-    from tracker.config import TemporalConfig, TrackingConfig
+    from tracker.api import Tracker
+    from tracker.config import TemporalConfig, TrackConfig, TrackingConfig
     from tracker.pipeline import track_frames
     from tracker.shapes import bounding_box
-    from tracker.temporal import FixedLagDecoder, model_transitions, viterbi
+    from tracker.hmm import FixedLagDecoder, model_transitions, viterbi
     labels = read_300vw(sample_clip).landmarks
 
     def frames():
@@ -91,7 +91,7 @@ def test_default_pruning_decodes_the_exact_path_on_real_frames(sample_clip):
 
     cfg, temporal = TrackingConfig(), TemporalConfig()
     assert temporal.prune_top > 0
-    engine = build_engine(cfg, temporal=temporal)
+    engine = Tracker(device="cpu", config=TrackConfig(cfg, temporal)).new_engine()     # log-softmax kept, no HMM run
     results = list(track_frames(frames(), engine, cfg.batch_size, cfg.queue_size, False, None))
     obs = np.stack([r.faces[0].log_probs for r in results])
     assert len(obs) == 80

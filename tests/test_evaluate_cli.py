@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from tracker.cli import evaluate_main
+from tracker.cli.evaluate import main as evaluate_main
 from tracker.io.annotations import read_pts, read_pts_folder, write_pts
 from tracker.io.landmark_csv import LandmarkCsvWriter
 from tracker.shapes import box_diagonal, interocular
@@ -86,7 +86,7 @@ def test_bad_inputs_give_one_line_and_an_exit_code(capsys, sample_clip, tmp_path
     make(bad)
     assert evaluate_main(["--pred", str(bad), "--gt", str(sample_clip)]) == code
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0] and err[0].startswith("evaluate: error:")
+    assert len(err) == 1 and message in err[0] and err[0].startswith("facetrack evaluate: error:")
 
 
 def test_unwritable_plot_is_exit_4(capsys, sample_clip, tmp_path):
@@ -96,7 +96,7 @@ def test_unwritable_plot_is_exit_4(capsys, sample_clip, tmp_path):
 
 
 def test_as_a_process_no_traceback(tmp_path, sample_clip):
-    proc = subprocess.run([sys.executable, "-c", "import sys; from tracker.cli import evaluate_main; sys.exit(evaluate_main())",
+    proc = subprocess.run([sys.executable, "-m", "tracker.cli", "evaluate",
                            "--pred", str(tmp_path / "nothing.csv"), "--gt", str(sample_clip)],
                           capture_output=True, text=True)
     assert proc.returncode == 3 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1

@@ -1,12 +1,13 @@
-"""K-state pose HMM: kernels (kernels/hmm.py) and wrappers (tracker/temporal.py), each
+"""K-state pose HMM: kernels (kernels/hmm.py) and wrappers (tracker/hmm.py), each
 checked against the slow dense references in tests/naive_hmm.py."""
 import numpy as np
 import pytest
 
 from kernels import hmm
-from naive_hmm import brute_knn, dense_viterbi, fixed_lag_reference, path_score
+from naive_hmm import dense_viterbi, fixed_lag_reference, path_score
+from naive_knn import brute_knn, structured_shapes as float64_shapes
 from tracker import poses
-from tracker.temporal import FixedLagDecoder, Transitions, decode_benchmark, pose_transitions, viterbi
+from tracker.hmm import FixedLagDecoder, Transitions, decode_benchmark, pose_transitions, viterbi
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -42,11 +43,8 @@ def run_stream(decoder, obs):
     return out + decoder.flush()
 
 
-def structured_shapes(rng, n, spread=0.02, noise=0.003):
-    base = np.random.default_rng(123).uniform(-0.4, 0.4, size=(1, 136))
-    basis = np.random.default_rng(456).normal(size=(6, 136)) * spread
-    flat = base + rng.normal(size=(n, 6)) @ basis + rng.normal(size=(n, 136)) * noise
-    return flat.reshape(n, 68, 2).astype(np.float32)
+def structured_shapes(rng, n):
+    return float64_shapes(rng, n).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- hand-worked
@@ -309,21 +307,6 @@ def test_pose_transitions_graph_weights_and_normalisation():
     assert (tighter.diagonal() > dense.diagonal()).all()
 
 
-def test_knn_graph_is_exact_with_ties_and_duplicates():
-    rng = np.random.default_rng(91)
-    templates = structured_shapes(rng, 300)
-    templates[10] = templates[20]                                  # exact duplicates
-    templates[11] = templates[20]
-    for n in (1, 8, 299):
-        _, nbr, dist = poses.knn_graph(templates, n)
-        nbr, dist = nbr.reshape(300, n + 1), dist.reshape(300, n + 1)
-        ref, ref_d = brute_knn(templates.reshape(300, -1), n)
-        np.testing.assert_array_equal(nbr[:, 0], np.arange(300))
-        np.testing.assert_array_equal(nbr[:, 1:], ref)
-        np.testing.assert_allclose(dist[:, 1:], ref_d, rtol=1e-6)
-        assert dist[20, 1] == 0 and nbr[20, 1] == 10
-
-
 def test_pose_transitions_ids_above_65535():
     size = 70_000                                                  # shapes along a line
     direction = np.random.default_rng(92).normal(size=136)
@@ -395,11 +378,11 @@ def test_decode_benchmark_on_given_transitions_and_pruned():
 
 def test_bench_times_the_model_graph_then_synthetic_sizes_exact_and_pruned():
     from types import SimpleNamespace
-    from tracker.cli import _bench_decoder
+    from tracker.bench import decoder_benchmarks
     from tracker.config import TemporalConfig
     templates = np.random.default_rng(4).normal(size=(200, 68, 2)).astype(np.float32)
     model = SimpleNamespace(templates=templates, transitions=None)
-    rows = _bench_decoder(model, TemporalConfig(neighbours=4, prune_top=20), [150])
+    rows = decoder_benchmarks(model, TemporalConfig(neighbours=4, prune_top=20), [150])
     assert [(r["K"], r["model"], r["prune_top"]) for r in rows] == [
         (200, True, None), (200, True, 20), (150, False, None), (150, False, 20)]
     assert all(r["ms_per_frame"] > 0 and r["n"] == 4 for r in rows)

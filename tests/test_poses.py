@@ -1,15 +1,8 @@
 import numpy as np
 import pytest
 
+from naive_knn import structured_shapes
 from tracker import poses
-
-
-def structured_shapes(rng, n, spread=0.02, noise=0.003):
-    """Canonical-looking shapes: a mean face plus low-rank variation plus noise."""
-    base = np.random.default_rng(123).uniform(-0.4, 0.4, size=(1, 136))
-    basis = np.random.default_rng(456).normal(size=(6, 136)) * spread
-    flat = base + rng.normal(size=(n, 6)) @ basis + rng.normal(size=(n, 136)) * noise
-    return flat.reshape(n, 68, 2)
 
 
 def dense_rms(a, b):
@@ -165,35 +158,6 @@ def test_choose_tau_picks_the_blend_optimum():
     np.testing.assert_allclose([row.mean_error for row in table],
                                [0.01, 0.005, np.hypot(0.01, 0.04) / 3], rtol=1e-6)
     assert [row.median_size for row in table] == [1, 2, 3]
-
-
-def brute_knn(templates, n):
-    d = dense_rms(templates, templates)
-    np.fill_diagonal(d, -1)                                 # self sorts first
-    order = np.argsort(d, axis=1, kind="stable")[:, : n + 1]
-    return order, np.take_along_axis(np.maximum(d, 0), order, axis=1)
-
-
-def test_knn_graph_matches_brute_force():
-    templates = structured_shapes(np.random.default_rng(6), 150)
-    indptr, indices, dist = poses.knn_graph(templates, 5, chunk=40)
-    np.testing.assert_array_equal(indptr, np.arange(151) * 6)
-    assert indices.dtype == np.int64 and dist.dtype == np.float32
-    order, ref = brute_knn(templates, 5)
-    np.testing.assert_array_equal(indices.reshape(150, 6), order)
-    np.testing.assert_allclose(dist.reshape(150, 6), ref, rtol=1e-5, atol=1e-7)
-
-
-def test_knn_graph_caps_n_and_keeps_self_first_with_duplicates():
-    templates = structured_shapes(np.random.default_rng(7), 6)
-    templates[4] = templates[1]                             # exact duplicate
-    indptr, indices, dist = poses.knn_graph(templates, 10)
-    rows = indices.reshape(6, 6)
-    np.testing.assert_array_equal(rows[:, 0], np.arange(6))
-    for k, row in enumerate(rows):
-        assert sorted(row) == list(range(6))
-    assert rows[1, 1] == 4 and rows[4, 1] == 1 and dist.reshape(6, 6)[1, 1] == 0
-    np.testing.assert_array_equal(poses.knn_graph(templates[:1], 3)[1], [0])
 
 
 def test_exemplar_indices_beyond_65535_do_not_overflow():

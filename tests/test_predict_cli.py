@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tracker.cli import predict_main
+from tracker.cli.predict import main as predict_main
 from tracker.config import ModelConfig
 from tracker.io.landmark_csv import read_landmark_csv
 from tracker.io.sources import VideoSource

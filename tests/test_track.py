@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from clips import damage, moving_face_frames, noisy, sample_face, shifted, write_clip
-from tracker.cli import track_main
+from tracker.cli.track import main as track_main
 from tracker.io.landmark_csv import read_landmark_csv
 from tracker.metrics import nme
 
@@ -123,7 +123,7 @@ def test_image_folder_and_overlay_of_mixed_sizes(tmp_path):
 
 def test_no_argument_prints_usage(capsys):
     assert track_main([]) == 2
-    assert "usage: track" in capsys.readouterr().err
+    assert "usage: facetrack track" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +211,7 @@ def test_interrupt_leaves_valid_outputs(tmp_path, sig, code, word):
     frames, _ = moving_face_frames(400, step=0.5, scale=0.4)
     clip = write_clip(tmp_path / "long.mkv", frames)
     csv_path, video = tmp_path / "o.csv", tmp_path / "o.mp4"
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from tracker.cli import track_main; "
-                             "sys.exit(track_main())", str(clip), "--csv", str(csv_path), "-o", str(video), *FAST],
+    proc = subprocess.Popen([sys.executable, "-m", "tracker.cli", "track", str(clip), "--csv", str(csv_path), "-o", str(video), *FAST],
                             cwd=REPO, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -233,7 +232,7 @@ def test_interrupt_leaves_valid_outputs(tmp_path, sig, code, word):
 def test_launcher_gives_no_traceback(tmp_path):
     result = subprocess.run([str(REPO / "bin" / "track"), str(tmp_path / "nothing.mp4"), "--csv", str(tmp_path / "o.csv")],
                             capture_output=True, text=True, timeout=120, env={**os.environ})
-    assert result.returncode == 3 and result.stderr.strip() == f"track: error: {tmp_path / 'nothing.mp4'}: no such file"
+    assert result.returncode == 3 and result.stderr.strip() == f"facetrack track: error: {tmp_path / 'nothing.mp4'}: no such file"
 
 
 def test_show_window_quits_on_q(moving, tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Speed measurements for ``bin/bench``: our tracker and the dlib baseline on one clip.
+"""Speed measurements for ``facetrack bench``: our tracker and the dlib baseline on one clip.
 
 Both runs decode the same file with PyAV and write the same landmark CSV, in one
 process, so their ratio is a like-for-like comparison on the machine at hand.
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import cv2
 
-from .config import TrackingConfig
-from .engine import Engine
 from .errors import FacetrackError
+from .hmm import decode_benchmark, model_transitions
 from .io.landmark_csv import LandmarkCsvWriter
 from .io.sinks import CsvSink
 from .io.sources import VideoSource
-from .pipeline import track_frames
+
+SAMPLE_CLIP = Path(__file__).parent / "assets" / "sample" / "vid.mp4"
 
 
 def peak_rss_mb() -> float:
@@ -41,17 +41,14 @@ def dlib_shape_model() -> Path:
     return path
 
 
-def run_tracker(clip, engine: Engine, cfg: TrackingConfig, csv_path, max_frames: int | None = None,
-                temporal=None) -> dict:
-    """Our tracker end to end (decode thread, engine, CSV): fps and per-stage milliseconds per frame."""
-    engine.reset()
-    engine.times.seconds.clear()
-    engine.times.counts.clear()
-    source = VideoSource(clip, threads=cfg.decode_threads)
+def run_tracker(clip, tracker, csv_path, max_frames: int | None = None) -> dict:
+    """Our tracker end to end (decode thread, engine, temporal stage, CSV) with a
+    :class:`tracker.api.Tracker`: fps and per-stage milliseconds per frame."""
+    stream = tracker.track(clip)
     frames, write_s = 0, 0.0
     start = time.perf_counter()
-    with CsvSink(csv_path) as sink:
-        for result in track_frames(source, engine, cfg.batch_size, cfg.queue_size, cfg.latency, temporal):
+    with stream, CsvSink(csv_path) as sink:
+        for result in stream:
             t = time.perf_counter()
             sink.write(result)
             write_s += time.perf_counter() - t
@@ -59,11 +56,12 @@ def run_tracker(clip, engine: Engine, cfg: TrackingConfig, csv_path, max_frames:
             if max_frames and frames >= max_frames:
                 break
     wall = time.perf_counter() - start
-    engine.times.add("write", write_s, frames)
-    stages = {name: 1000 * sec / max(1, frames) for name, sec in engine.times.seconds.items()}
+    times = stream.times
+    times.add("write", write_s, frames)
+    stages = {name: 1000 * sec / max(1, frames) for name, sec in times.seconds.items()}
     return {"frames": frames, "seconds": wall, "fps": frames / wall, "ms_per_frame": stages,
-            "crops_per_frame": engine.times.counts.get("classify", 0) / max(1, frames),
-            "detector_runs": engine.times.counts.get("detect", 0), "peak_rss_mb": peak_rss_mb()}
+            "crops_per_frame": times.counts.get("classify", 0) / max(1, frames),
+            "detector_runs": times.counts.get("detect", 0), "peak_rss_mb": peak_rss_mb()}
 
 
 def run_dlib_baseline(clip, csv_path, upsample: int = 1, max_frames: int | None = None) -> dict:
@@ -92,3 +90,12 @@ def run_dlib_baseline(clip, csv_path, upsample: int = 1, max_frames: int | None 
 
 def scratch_csv(name: str) -> str:
     return str(Path(tempfile.gettempdir()) / f"facetrack-bench-{name}.csv")
+
+
+def decoder_benchmarks(model, cfg, sizes: list[int]) -> list[dict]:
+    """The HMM decoder alone: the model's own graph, then synthetic graphs of the given
+    sizes, each exact and (when the config prunes) with the config's top-M pruning."""
+    prunes = [None] + ([cfg.prune_top] if cfg.prune_top else [])
+    own = model_transitions(model, cfg.neighbours)
+    rows = [decode_benchmark(own.num_states, cfg.neighbours, lag=30, prune_top=m, transitions=own) for m in prunes]
+    return rows + [decode_benchmark(k, cfg.neighbours, lag=30, prune_top=m) for k in sizes for m in prunes]

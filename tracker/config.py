@@ -77,7 +77,7 @@ class Config:
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    """How ``bin/track`` follows faces (``configs/track.yaml`` holds these defaults)."""
+    """How ``facetrack track`` follows faces (``configs/track.yaml`` holds these defaults)."""
 
     batch_size: int = 8                # frames per classifier call for files (crops of all faces)
     latency: bool = False              # true: one frame per call, nothing waits (always so for webcams)
@@ -94,13 +94,14 @@ class TrackingConfig:
     max_faces: int = 8
     forget_after: int = 60             # frames a lost face's id is kept for, should it come back in place
     top_k: int = 50                    # classes averaged for the landmarks
+    flip_average: bool = False         # also classify the mirrored crop and average (twice the compute)
 
 
 @dataclass(frozen=True)
 class TemporalConfig:
     """The K-state HMM over pose classes and the final smoothing (paper Sec. 3.4)."""
 
-    enabled: bool = True               # false: per-frame estimates only (bin/track --no-temporal)
+    enabled: bool = True               # false: per-frame estimates only (facetrack track --no-temporal)
     lag: int = 8                       # frames a file's decision waits for (live sources use 0)
     neighbours: int = 32               # pose classes each class may move to between frames
     prune_top: int = 512               # decode only the M best states per frame (0: all K, exact)
@@ -282,6 +283,38 @@ def load_track_config(path=None, overrides: dict | None = None) -> TrackConfig:
     """The tracking configuration: built-in defaults, a YAML file, then ``overrides``."""
     values = _with_overrides(_read_yaml(path) if path is not None else {}, overrides, str(path or "track config"))
     return _in_source(str(path or "track config"), lambda: _build(TrackConfig, values, ""))
+
+
+def track_config(config=None, **settings) -> TrackConfig:
+    """The tracking configuration from ``config`` (a YAML path, a :class:`TrackConfig`, or
+    None for the defaults) with flat ``settings``: any key of the ``tracking`` or
+    ``temporal`` section by its own name (``batch_size=1``, ``lag=4``), and ``temporal``
+    (true or false) for the temporal stage as a whole. Values are checked as in a file."""
+    if isinstance(config, TrackConfig):
+        values, source = dataclasses.asdict(config), "settings"
+    else:
+        values = _read_yaml(config) if config is not None else {}
+        source = str(config) if config is not None else "settings"
+    overrides = _sections_of(settings)
+    return _in_source(source, lambda: _build(TrackConfig, _with_overrides(values, overrides, source), ""))
+
+
+def _sections_of(settings: dict) -> dict:
+    """Flat setting names -> {section: {key: value}} for :func:`track_config`."""
+    sections = {"tracking": {f.name for f in dataclasses.fields(TrackingConfig)},
+                "temporal": {f.name for f in dataclasses.fields(TemporalConfig)} - {"enabled"}}
+    names = sorted(set.union(*sections.values()) | {"temporal"})
+    out: dict = {}
+    for key, value in settings.items():
+        if key == "temporal":
+            out.setdefault("temporal", {})["enabled"] = value
+            continue
+        section = next((name for name, keys in sections.items() if key in keys), None)
+        if section is None:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            raise ConfigError(f"unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        out.setdefault(section, {})[key] = value
+    return out
 
 
 def _with_overrides(values: dict, overrides: dict | None, source: str) -> dict:

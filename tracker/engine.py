@@ -37,15 +37,37 @@ class FaceResult:
     classes: np.ndarray        # top-k class ids, most probable first
     probs: np.ndarray          # their probabilities (renormalised over the k)
     detected: bool = False     # True on the frame a detector (re)started this face
-    log_probs: np.ndarray | None = None   # (K,) log-softmax over all classes (for the HMM)
+    log_probs: np.ndarray | None = None   # (K,) log-softmax over all classes (for the HMM, which drops it)
     held: bool = False         # confidence below the loss threshold; kept for the HMM to carry
     pose_class: int = -1       # the HMM's decoded pose class (-1 before or without decoding)
+
+
+    @classmethod
+    def from_estimate(cls, estimate, face_id: int) -> "FaceResult":
+        """A freshly detected face from a :class:`tracker.landmarker.FaceEstimate`."""
+        return cls(face_id, estimate.landmarks, estimate.confidence, estimate.box, estimate.classes,
+                   estimate.probs, detected=True, log_probs=estimate.log_probs)
 
 
 @dataclass(frozen=True)
 class FrameResult:
     frame: Frame
     faces: tuple[FaceResult, ...]
+
+    @property
+    def index(self) -> int:
+        """The frame number, 1-based (file order for image folders)."""
+        return self.frame.index
+
+    @property
+    def timestamp(self) -> float:
+        """Seconds from the stream's start (its pts), 0 for images."""
+        return self.frame.timestamp
+
+    @property
+    def image(self) -> np.ndarray:
+        """The frame itself, HxWx3 uint8 BGR."""
+        return self.frame.image
 
 
 @dataclass
@@ -60,7 +82,7 @@ class Track:
 
 @dataclass
 class StageTimes:
-    """Wall seconds and counts per stage (for ``bin/bench``)."""
+    """Wall seconds and counts per stage (for ``facetrack bench``)."""
 
     seconds: dict = field(default_factory=lambda: defaultdict(float))
     counts: dict = field(default_factory=lambda: defaultdict(int))
@@ -271,8 +293,7 @@ class Engine:
             track = Track(face_id, box, np.zeros(4), self.frames_seen)
             # An unconvincing detection is reported but not followed; its id waits in `lost`.
             (self.tracks if est.confidence >= self.cfg.lost_confidence else self.lost).append(track)
-            new_faces.append(FaceResult(face_id, est.landmarks, est.confidence, est.box, est.classes,
-                                        est.probs, detected=True, log_probs=est.log_probs))
+            new_faces.append(FaceResult.from_estimate(est, face_id))
         return held + new_faces
 
     @staticmethod

@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import FacetrackError
 from .io.annotations import is_300vw_folder, read_300vw, read_pts, read_pts_folder
-from .io.landmark_csv import read_landmark_csv
+from .io.table import read_landmarks
 from .metrics import Summary, hard_subset, nme, point_errors, summarize
 
 
@@ -36,23 +36,15 @@ def load_ground_truth(path) -> dict:
 def load_predictions(path) -> dict:
     """Predicted faces keyed like the ground truth: key -> list of (68, 2) arrays.
 
-    A CSV with a ``file`` column is keyed by the image's stem, otherwise by frame.
+    Rows naming an image file (a CSV's ``file`` column, a .pts folder) are keyed by the
+    file's stem, others by frame number.
     """
-    path = Path(path)
-    if path.is_dir():
-        if is_300vw_folder(path):
-            return {k: [v] for k, v in read_300vw(path).landmarks.items()}
-        return {k: [v] for k, v in read_pts_folder(path).items()}
-    if path.suffix == ".pts":
-        return {path.stem: [read_pts(path)]}
-    if not path.exists():
-        raise EvaluationError(f"{path}: no such file or folder")
+    table = read_landmarks(path)
     preds: dict = {}
-    for row in read_landmark_csv(path):
-        key = Path(row.extras["file"]).stem if row.extras.get("file") else row.frame
-        faces = preds.setdefault(key, [])
-        if row.success:
-            faces.append(row.points)
+    for i, (frame, name) in enumerate(zip(table.frame, table.file)):
+        faces = preds.setdefault(Path(name).stem if name else int(frame), [])
+        if table.success[i]:
+            faces.append(table.landmarks[i])
     return preds
 
 

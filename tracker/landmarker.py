@@ -60,7 +60,7 @@ class Landmarker:
         self.calibrations = {d.name: BoxCalibration.from_dict(model.calibration[d.name])
                              if d.name in model.calibration else BoxCalibration.identity(d.name)
                              for d in self.detectors}
-        # Our own estimates run slightly small; this maps their box to the face box (bin/calibrate).
+        # Our own estimates run slightly small; this maps their box to the face box (facetrack calibrate).
         self.landmark_calibration = BoxCalibration.from_dict(model.calibration[LANDMARK_BOXES]) \
             if LANDMARK_BOXES in model.calibration else BoxCalibration.identity(LANDMARK_BOXES)
         model.network.to(memory_format=torch.channels_last)   # ~1.8x faster convolutions on CPU

@@ -110,7 +110,7 @@ def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 
                  latency: bool = False, temporal=None) -> Iterator[FrameResult]:
     """Every frame's result, in order. Live sources (and ``latency``) go one frame at a time.
 
-    ``temporal`` (a :class:`tracker.smoothing.TemporalStage`) delays each result until its
+    ``temporal`` (a :class:`tracker.temporal.TemporalStage`) delays each result until its
     decoding is final; whoever stops early calls its ``drain()`` for the frames it holds.
     """
     live = getattr(source, "live", False)

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, NamedTuple
 import faiss
 import numpy as np
 
-from kernels.hmm import kdtree_build, knn_search
+from kernels.knn import kdtree_build, knn_search
 from tracker.shapes import N_POINTS
 
 DIM = 2 * N_POINTS
@@ -353,7 +353,7 @@ def knn_graph(templates: np.ndarray, n: int,
     row has min(n, K - 1) + 1 entries.
 
     Exact (it equals a stable float64 brute force) and fast for face shapes: filter and
-    refine with a k-d tree (:func:`kernels.hmm.knn_search`) over a 17-d lower-bound
+    refine with a k-d tree (:func:`kernels.knn.knn_search`) over a 17-d lower-bound
     embedding (top principal axes plus residual norm, :func:`_lower_bound_space`); only
     pairs the bound cannot rule out get their exact float64 distance. Memory is a tree-
     ordered copy of the templates plus O(K n). ``chunk`` is accepted for compatibility

@@ -25,14 +25,14 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
-from tracker.cli import build_engine, build_temporal  # noqa: E402
-from tracker.config import TemporalConfig, TrackingConfig  # noqa: E402
+from tracker.api import Tracker  # noqa: E402
+from tracker.config import TemporalConfig, TrackConfig, TrackingConfig  # noqa: E402
 from tracker.io.annotations import read_300vw  # noqa: E402
 from tracker.io.sources import Frame, VideoSource  # noqa: E402
 from tracker.metrics import auc, failure_rate, nme  # noqa: E402
 from tracker.pipeline import track_frames  # noqa: E402
 from tracker.shapes import bounding_box, box_diagonal  # noqa: E402
-from tracker.smoothing import TemporalStage, ThreeFrameSmoother  # noqa: E402
+from tracker.temporal import TemporalStage, ThreeFrameSmoother  # noqa: E402
 
 CLIP = REPO.parent / "shared" / "data" / "videos" / "wolfganglanger"
 SEED = 10
@@ -86,15 +86,26 @@ class Frames:
                 yield f
 
 
+def tracker_for(temporal_cfg: TemporalConfig) -> Tracker:
+    """The default tracker with these temporal settings (the packaged model loaded once)."""
+    global _MODEL
+    tracker = Tracker(_MODEL, "cpu", config=TrackConfig(TrackingConfig(), temporal_cfg))
+    _MODEL = tracker.model
+    return tracker
+
+
+_MODEL = None
+
+
 def track(frames, temporal_cfg: TemporalConfig, hold) -> dict[int, np.ndarray]:
     """Frame index -> landmarks of the first face of each frame (the clip has one)."""
     cfg = TrackingConfig()
-    engine = build_engine(cfg, temporal=temporal_cfg if (temporal_cfg.enabled or hold) else None)
-    if hold and not temporal_cfg.enabled:
+    tracker = tracker_for(temporal_cfg)
+    engine = tracker.new_engine()
+    if hold:
         engine.hold_frames = TemporalConfig().hold_frames
-    temporal = build_temporal(temporal_cfg, engine.landmarker.model, live=False)
-    if hold == "smoothing only":
-        temporal = TemporalStage(None, ThreeFrameSmoother())
+    temporal = TemporalStage(None, ThreeFrameSmoother()) if hold == "smoothing only" \
+        else tracker.new_temporal_stage(live=False)
     out = {}
     for result in track_frames(frames, engine, cfg.batch_size, cfg.queue_size, False, temporal):
         if result.faces:
@@ -106,9 +117,9 @@ def per_frame_faces(frames):
     """(model, frame index -> first face) tracked with the default settings and no temporal
     stage, each face keeping the classifier's log-softmax (the HMM's observations)."""
     cfg = TrackingConfig()
-    engine = build_engine(cfg, temporal=TemporalConfig())
-    results = track_frames(frames, engine, cfg.batch_size, cfg.queue_size, False, None)
-    return engine.landmarker.model, {r.frame.index: r.faces[0] for r in results if r.faces}
+    tracker = tracker_for(TemporalConfig())
+    results = track_frames(frames, tracker.new_engine(), cfg.batch_size, cfg.queue_size, False, None)
+    return tracker.model, {r.frame.index: r.faces[0] for r in results if r.faces}
 
 
 def scores(pred: dict, labels: dict, subset: list[int]) -> dict:

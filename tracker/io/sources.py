@@ -1,7 +1,8 @@
 """Frame sources: iterators of :class:`Frame` (index from 1, timestamp, BGR image).
 
 Files apply back-pressure and lose nothing; a webcam is live and hands out only the
-newest frame (:class:`WebcamSource`).
+newest frame (:class:`WebcamSource`); any iterable of NumPy images is a source too
+(:class:`ArraySource`).
 """
 from __future__ import annotations
 
@@ -45,6 +46,22 @@ def list_images(path) -> list[Path]:
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise SourceError(f"{path}: not an image file ({', '.join(IMAGE_SUFFIXES)})")
     return [path]
+
+
+def as_bgr_image(image, what: str = "image") -> np.ndarray:
+    """``image`` as a contiguous HxWx3 uint8 BGR array: grey (HxW, HxWx1) and BGRA
+    inputs are converted; anything else is a :class:`SourceError` naming ``what``."""
+    if not isinstance(image, np.ndarray):
+        raise SourceError(f"{what}: expected a NumPy image array, got {type(image).__name__}")
+    channels = image.shape[2] if image.ndim == 3 else 1 if image.ndim == 2 else 0
+    if image.dtype != np.uint8 or channels not in (1, 3, 4) or min(image.shape[:2], default=0) < 1:
+        raise SourceError(f"{what}: expected a uint8 image of shape (H, W, 3) in BGR order, "
+                          f"got a {image.dtype} array of shape {image.shape}")
+    if channels == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(image)
 
 
 def read_image(path) -> np.ndarray:
@@ -94,6 +111,32 @@ class ImageSource:
             raise SourceError(f"{self.path}: no readable image ({self.damage})")
 
 
+class ArraySource:
+    """Frames from any iterable of NumPy images (BGR, as OpenCV gives them) or of
+    :class:`Frame`; arrays carry no time, so frame i gets the timestamp (i - 1) / fps."""
+
+    live = False
+    time_base = None
+    damage = ""
+
+    def __init__(self, frames, fps: float = 30.0):
+        if not fps or fps <= 0:
+            raise SourceError(f"fps must be positive, got {fps!r}")
+        self.frames = frames
+        self.fps = float(fps)
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.frames) if hasattr(self.frames, "__len__") else 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, item in enumerate(self.frames, start=1):
+            if isinstance(item, Frame):
+                yield item
+            else:
+                yield Frame(index=i, timestamp=(i - 1) / self.fps, image=as_bgr_image(item, f"frame {i}"))
+
+
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
@@ -131,6 +174,13 @@ class VideoSource:
             self._stream.codec_context.thread_count = max(0, threads)
         self.skipped = 0
         self.truncated = False
+        self._closed = False
+
+    def close(self) -> None:
+        """Release the file (iteration does so when it ends; safe to call twice)."""
+        if not self._closed:
+            self._closed = True
+            self._container.close()
 
     @property
     def time_base(self) -> Fraction | None:
@@ -181,7 +231,7 @@ class VideoSource:
                 raise SourceError(f"{self.path}: cannot decode ({exc.__class__.__name__})") from None
             self.truncated = True       # keep what was decoded
         finally:
-            self._container.close()
+            self.close()
         if index == self.skipped:
             raise SourceError(f"{self.path}: no video frames" + (f" ({self.damage})" if self.damage else ""))
         if not self.skipped and self._ends_early(index, last_timestamp):
@@ -306,14 +356,22 @@ def _quiet_opencv() -> None:
 
 
 def is_camera(spec) -> bool:
-    """A webcam index given as a digit string (and no file of that name exists)."""
+    """A webcam index: an int, or a digit string when no file of that name exists."""
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        return True
     return isinstance(spec, str) and spec.isdigit() and not Path(spec).exists()
 
 
-def open_source(spec, decode_threads: int = 0):
-    """A webcam (a digit), an image folder, an image file or a video file."""
-    if is_camera(str(spec)):
+def open_source(spec, decode_threads: int = 0, fps: float = 30.0):
+    """A webcam (an index, or a digit string), an image folder, an image file, a video
+    file, or any other iterable of images (see :class:`ArraySource`, which uses ``fps``)."""
+    if is_camera(spec):
         return WebcamSource(int(spec))
+    if not isinstance(spec, (str, Path)):
+        if not hasattr(spec, "__iter__"):
+            raise SourceError(f"cannot read frames from a {type(spec).__name__}: give a path, a camera index "
+                              f"or an iterable of images")
+        return spec if hasattr(spec, "live") else ArraySource(spec, fps)
     path = Path(spec)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path)

@@ -4,8 +4,8 @@ import pytest
 
 from tracker.engine import FaceResult, FrameResult
 from tracker.io.sources import Frame
-from tracker.smoothing import HmmStage, TemporalStage, ThreeFrameSmoother, decoded_landmarks
-from tracker.temporal import pose_transitions
+from tracker.temporal import HmmStage, TemporalStage, ThreeFrameSmoother, decoded_landmarks
+from tracker.hmm import pose_transitions
 
 K = 7
 BOX = np.array([0.0, 0.0, 100.0, 100.0])

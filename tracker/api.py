@@ -1,0 +1,147 @@
+"""The public Python API: :class:`Tracker` and :func:`read_landmarks`.
+
+The command line is a shell over these objects: ``facetrack track`` is
+``Tracker.track`` with sinks, ``facetrack predict`` is ``Tracker.predict`` per frame.
+"""
+from __future__ import annotations
+
+import inspect
+import weakref
+from pathlib import Path
+
+import torch
+
+from .config import TrackConfig, track_config
+from .detect import DetectorUnavailable, detector_chain
+from .engine import Engine, FaceResult, FrameResult, StageTimes
+from .errors import FacetrackError
+from .io.sources import as_bgr_image, open_source, read_image
+from .io.table import LandmarkTable, read_landmarks
+from .landmarker import Landmarker
+from .model import LandmarkModel, load_model, pick_device
+from .pipeline import track_frames
+from .temporal import TemporalStage, temporal_stage
+
+__all__ = ["Tracker", "TrackStream", "FrameResult", "FaceResult", "LandmarkTable", "read_landmarks"]
+
+
+class Tracker:
+    """A landmark model loaded once, with its face detector and tracking settings.
+
+    ``model``: a model file, a loaded :class:`tracker.model.LandmarkModel`, or None for
+    the packaged one. ``device``: "auto" (CUDA when present), "cpu" or "cuda".
+    ``config``: a tracking YAML or a :class:`tracker.config.TrackConfig`; ``settings``
+    override single values by name (``batch_size=1``, ``lag=4``, ``temporal=False``; see
+    ``configs/track.yaml``). The torch thread count is set from ``threads``.
+    """
+
+    def __init__(self, model=None, device: str = "auto", *, config: str | Path | TrackConfig | None = None,
+                 **settings):
+        self.config = track_config(config, **settings)
+        self.device = pick_device(device)
+        cfg = self.config.tracking
+        torch.set_num_threads(cfg.threads)
+        if isinstance(model, LandmarkModel):
+            model.network.to(self.device)
+        else:
+            model = load_model(model, self.device)
+        self.model = model
+        self.landmarker = Landmarker(model, _detectors(cfg.detector, cfg.upsample), self.device, top_k=cfg.top_k,
+                                     passes=cfg.detect_passes, flip_average=cfg.flip_average,
+                                     keep_log_probs=self.config.temporal.enabled)
+        self._streams: weakref.WeakSet = weakref.WeakSet()
+
+    def track(self, source, fps: float = 30.0) -> "TrackStream":
+        """Follow every face through ``source``: a video file, an image file or folder, a
+        camera index, or an iterable of HxWx3 uint8 BGR arrays (timestamps (i - 1) / fps).
+
+        Returns a :class:`TrackStream`: iterate it for one :class:`FrameResult` per frame,
+        in order. The source is opened now, so a bad path fails here."""
+        stream = TrackStream(open_source(source, self.config.tracking.decode_threads, fps), self)
+        self._streams.add(stream)
+        return stream
+
+    def predict(self, image) -> list[FaceResult]:
+        """The faces of one image (an HxWx3 BGR array or an image file), best first, each
+        found afresh by the detector (``face_id`` is its rank)."""
+        image = read_image(image) if isinstance(image, (str, Path)) else as_bgr_image(image)
+        return [FaceResult.from_estimate(est, i) for i, est in enumerate(self.landmarker(image))]
+
+    def new_engine(self) -> Engine:
+        """A fresh tracking engine over this tracker's landmarker (one per stream)."""
+        temporal = self.config.temporal
+        return Engine(self.landmarker, self.config.tracking, hold_frames=temporal.hold_frames if temporal.enabled else 0)
+
+    def new_temporal_stage(self, live: bool) -> TemporalStage | None:
+        """A fresh temporal stage (HMM + smoothing), or None when it is off."""
+        return temporal_stage(self.config.temporal, self.model, live)
+
+    def close(self) -> None:
+        """Close every stream still open (their decoders and cameras are released)."""
+        for stream in list(self._streams):
+            stream.close()
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class TrackStream:
+    """The results of one source, frame by frame: an iterator and a context manager.
+
+    ``source`` is the opened source (``fps``, ``frame_count``, ``live``, and ``damage``:
+    what was wrong with the input, '' when nothing). Each result waits until its temporal
+    decoding is final (``lag`` frames for files); after stopping early, :meth:`finish`
+    returns the frames still held, decided now. Closing (or leaving the ``with`` block,
+    or an exception) stops the decode thread and releases the decoder.
+    """
+
+    def __init__(self, source, tracker: Tracker):
+        self.source = source
+        self.live = bool(getattr(source, "live", False))
+        self.engine = tracker.new_engine()
+        self.temporal = tracker.new_temporal_stage(self.live)
+        cfg = tracker.config.tracking
+        self._results = track_frames(source, self.engine, cfg.batch_size, cfg.queue_size, cfg.latency or self.live,
+                                     self.temporal)
+
+    @property
+    def times(self) -> StageTimes:
+        """Seconds and counts per stage so far (decode, crop, classify, detect, temporal)."""
+        return self.engine.times
+
+    @property
+    def damage(self) -> str:
+        return getattr(self.source, "damage", "")
+
+    def __iter__(self) -> "TrackStream":
+        return self
+
+    def __next__(self) -> FrameResult:
+        return next(self._results)
+
+    def finish(self) -> list[FrameResult]:
+        """Stop, and return the frames the temporal stage still holds, decided now."""
+        self.close()
+        return [] if self.temporal is None else self.temporal.drain()
+
+    def close(self) -> None:
+        started = inspect.getgeneratorstate(self._results) != inspect.GEN_CREATED
+        self._results.close()            # stops and joins a file's decode thread, which releases the decoder
+        if hasattr(self.source, "close") and (self.live or not started):
+            self.source.close()          # a camera (read on this thread), or a file opened but never read
+
+    def __enter__(self) -> "TrackStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _detectors(name: str, upsample: int) -> list:
+    try:
+        return detector_chain(name, upsample=upsample)
+    except DetectorUnavailable as exc:
+        raise FacetrackError(str(exc)) from None

@@ -1,0 +1,97 @@
+"""facetrack bench: frames per second of our tracker and of the dlib baseline on one clip."""
+from __future__ import annotations
+
+import json
+
+from ..errors import UsageError
+from .common import EXIT_OK, add_overrides, command_parser, int_list, parse_overrides, run_command
+
+SUMMARY = "speed: our tracker against the dlib baseline on one clip, per-stage times, peak memory, HMM decoder"
+
+
+def parser(prog: str = "facetrack bench"):
+    p = command_parser(prog, "Frames per second of our tracker and of the dlib baseline (HOG detector + 68-point "
+                             "shape predictor on every frame) on one clip, in one process; per-stage times, "
+                             "peak memory.")
+    p.add_argument("clip", nargs="?", help="video file (default: the bundled sample clip)")
+    p.add_argument("--frames", type=int, help="stop after this many frames (default: the whole clip)")
+    p.add_argument("--config", help="tracking YAML (default: built-in values)")
+    add_overrides(p, "tracking.batch_size=1")
+    p.add_argument("--batch-sizes", default="", metavar="N,N,...",
+                   help="also run ours at these batch sizes (e.g. 8,64,256 on a GPU)")
+    p.add_argument("--baseline-upsample", default="1,0", metavar="U,U",
+                   help="dlib detector upsampling for the baseline runs (1 is dlib's documented example)")
+    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--hmm-states", default="10000,140000", metavar="K,K",
+                   help="also time the HMM decoder alone at these numbers of states (n from the config; '' skips)")
+    p.add_argument("--model", help="model file (default: the packaged model)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "facetrack bench") -> int:
+    return run_command(prog, _bench, argv)
+
+
+def _bench(argv: list[str], prog: str) -> int:
+    import dataclasses
+    import torch
+    from ..api import Tracker
+    from ..bench import SAMPLE_CLIP, decoder_benchmarks, peak_rss_mb, run_dlib_baseline, run_tracker, scratch_csv
+    from ..config import load_track_config
+    args = parser(prog).parse_args(argv)
+    batch_sizes = int_list(args.batch_sizes, "--batch-sizes", low=1)
+    upsamples = int_list(args.baseline_upsample, "--baseline-upsample")
+    hmm_states = int_list(args.hmm_states, "--hmm-states", low=2)
+    if args.frames is not None and args.frames < 1:
+        raise UsageError(f"--frames must be at least 1, got {args.frames}")
+    clip = args.clip or str(SAMPLE_CLIP)
+    config = load_track_config(args.config, parse_overrides(args.set))
+    tracker = Tracker(args.model, args.device, config=config)
+    run_tracker(clip, tracker, scratch_csv("warmup"), max_frames=16)      # first-call costs
+    report = {"clip": clip, "device": str(tracker.device), "threads": torch.get_num_threads(),
+              "config": dataclasses.asdict(config.tracking), "temporal": dataclasses.asdict(config.temporal),
+              "ours": run_tracker(clip, tracker, scratch_csv("ours"), args.frames)}
+    report["ours_runs"] = []
+    for size in batch_sizes:
+        variant = Tracker(tracker.model, args.device, config=config, batch_size=size, latency=False)
+        report["ours_runs"].append({"batch_size": size, **run_tracker(clip, variant, scratch_csv("ours"),
+                                                                      args.frames)})
+    if tracker.device.type == "cuda":
+        report["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    report["baseline"] = [] if args.no_baseline else [
+        run_dlib_baseline(clip, scratch_csv(f"dlib{u}"), u, args.frames) for u in upsamples]
+    report["hmm"] = decoder_benchmarks(tracker.model, config.temporal, hmm_states)
+    report["peak_rss_mb_end"] = peak_rss_mb()
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return EXIT_OK
+
+
+def format_report(r: dict) -> str:
+    ours = r["ours"]
+    mode = "latency (1 frame per call)" if r["config"]["latency"] else f"batch {r['config']['batch_size']}"
+    lines = [f"clip {r['clip']}  device {r['device']}  torch threads {r['threads']}  {mode}",
+             f"{'run':<44} {'frames':>7} {'fps':>8} {'ratio':>7}",
+             f"{'facetrack (decode thread + tracker + CSV)':<44} {ours['frames']:>7d} {ours['fps']:>8.1f} {'1.00':>7}"]
+    for run in r.get("ours_runs", []):
+        lines.append(f"{'facetrack, batch ' + str(run['batch_size']):<44} {run['frames']:>7d} {run['fps']:>8.1f} "
+                     f"{run['fps'] / ours['fps']:>7.2f}")
+    for base in r["baseline"]:
+        name = f"dlib HOG (upsample {base['upsample']}) + 68-pt predictor"
+        lines.append(f"{name:<44} {base['frames']:>7d} {base['fps']:>8.1f} {base['fps'] / ours['fps']:>7.2f}")
+    for base in r["baseline"]:
+        lines.append(f"speed-up over dlib (upsample {base['upsample']}): {ours['fps'] / base['fps']:.2f}x")
+    stages = "  ".join(f"{k} {v:.2f}" for k, v in sorted(ours["ms_per_frame"].items()))
+    lines.append(f"our stages, ms per frame (decode runs on its own thread): {stages}")
+    lines.append(f"crops classified per frame {ours['crops_per_frame']:.2f}, detector runs {ours['detector_runs']}")
+    lines.append(f"peak RSS after our run {ours['peak_rss_mb']:.0f} MB (whole process)"
+                 + (f", CUDA peak {r['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in r else ""))
+    for h in r.get("hmm", []):
+        graph = "the model's graph" if h["model"] else f"synthetic graph built in {h['build_s']:.1f} s"
+        how = f"top-{h['prune_top']} pruning" if h["prune_top"] else \
+            f"exact, {h['threads'] if h['parallel'] else 1} thread{'s' if h['parallel'] else ''}"
+        lines.append(f"HMM decoder alone, K = {h['K']:,}, n = {h['n']} ({h['edges']:,} edges, {graph}), {how}: "
+                     f"{h['ms_per_frame']:.2f} ms per frame (median {h['ms_per_frame_median']:.2f}), "
+                     f"30-frame window {h['window_mb']:.1f} MB, transitions {h['transitions_mb']:.1f} MB")
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+"""facetrack calibrate: refit a model's detector box calibrations and HMM transitions."""
+from __future__ import annotations
+
+import json
+
+from ..errors import OutputError
+from .common import EXIT_OK, command_parser, run_command
+
+SUMMARY = "refit a model's detector box calibrations and HMM transitions on its training split"
+
+
+def parser(prog: str = "facetrack calibrate"):
+    p = command_parser(prog, "Fit every available detector's box calibration on the model's training split, and "
+                             "the box of the model's own estimates on its validation split; build the HMM's "
+                             "pose-neighbour transitions; store them in the model file.")
+    p.add_argument("--model", help="model file to update (default: the packaged one)")
+    p.add_argument("--out", help="write the updated model here instead of in place")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "facetrack calibrate") -> int:
+    return run_command(prog, _calibrate, argv)
+
+
+def _calibrate(argv: list[str], prog: str) -> int:
+    from ..config import TemporalConfig, config_from_dict
+    from ..data import load_faces, split_by_photo
+    from ..hmm import pose_transitions
+    from ..model import DEFAULT_MODEL, load_model
+    from ..train import calibrate_detectors, calibrate_landmark_boxes
+    args = parser(prog).parse_args(argv)
+    args.model = args.model or str(DEFAULT_MODEL)
+    model = load_model(args.model)
+    cfg = config_from_dict(model.config)
+    faces, val_faces = split_by_photo(load_faces(cfg.data.root, cfg.data.train_sets), cfg.data.val_fraction,
+                                      cfg.data.split_seed)
+    model.calibration, model.meta["calibration_fit"] = calibrate_detectors(faces)
+    model.calibration["landmarks"], model.meta["calibration_fit"]["landmarks"] = \
+        calibrate_landmark_boxes(model, val_faces)
+    model.transitions = pose_transitions(model.templates, TemporalConfig().neighbours).to_dict()
+    out = args.out or args.model
+    try:
+        model.save(out)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    for name, stats in model.meta["calibration_fit"].items():
+        print(f"{name}: {json.dumps(stats)}")
+    return EXIT_OK
