@@ -135,7 +135,7 @@ def test_predict_one_image(t, moving, tmp_path):
     image = next(iter(VideoSource(moving[0]))).image
     faces = t.predict(image)
     assert len(faces) == 1 and faces[0].face_id == 0 and faces[0].detected
-    assert faces[0].landmarks.shape == (68, 2)
+    assert faces[0].landmarks.shape == (68, 2) and faces[0].log_probs is None
     cv2.imwrite(str(tmp_path / "face.png"), image)
     np.testing.assert_allclose(t.predict(tmp_path / "face.png")[0].landmarks, faces[0].landmarks)
     assert t.predict(np.zeros((120, 160, 3), np.uint8)) == []

@@ -5,6 +5,7 @@ The command line is a shell over these objects: ``facetrack track`` is
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import weakref
 from pathlib import Path
@@ -65,7 +66,8 @@ class Tracker:
         """The faces of one image (an HxWx3 BGR array or an image file), best first, each
         found afresh by the detector (``face_id`` is its rank)."""
         image = read_image(image) if isinstance(image, (str, Path)) else as_bgr_image(image)
-        return [FaceResult.from_estimate(est, i) for i, est in enumerate(self.landmarker(image))]
+        return [dataclasses.replace(FaceResult.from_estimate(est, i), log_probs=None)
+                for i, est in enumerate(self.landmarker(image))]
 
     def new_engine(self) -> Engine:
         """A fresh tracking engine over this tracker's landmarker (one per stream)."""
