@@ -121,6 +121,17 @@ def test_closing_releases_the_decoder(moving):
     assert stream.source._closed and never_read.source._closed
 
 
+def test_an_interrupt_in_the_loop_releases_the_decoder(t, moving):
+    waiting = tracker.Tracker(t.model, "cpu", upsample=0, queue_size=2)      # the decoder waits on the queue
+    with pytest.raises(KeyboardInterrupt):
+        with waiting.track(moving[0]) as stream:
+            for result in stream:
+                if result.index == 2:
+                    assert decode_threads()
+                    raise KeyboardInterrupt
+    assert not decode_threads() and stream.source._closed
+
+
 def test_finish_returns_the_frames_still_held(t, moving):
     path, _ = moving
     with t.track(path) as stream:
