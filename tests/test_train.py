@@ -76,3 +76,12 @@ def test_lr_schedule_warms_up_then_decays():
     cfg = config_from_dict({"train": {"lr": 1.0, "steps": 100, "warmup_steps": 10}}).train
     assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
     assert lr_at(55, cfg) == pytest.approx(0.5) and lr_at(100, cfg) == pytest.approx(0.0)
+
+
+def test_photo_names_of_the_three_training_sets(face):
+    def photo(name):
+        return Face(image=np.zeros((4, 4, 3), np.uint8), landmarks=face, name=name).photo
+    assert photo("afw/1051618982_2") == "afw/1051618982"            # <photo>_<face number>
+    assert photo("helen-train/100032540_1") == "helen-train/100032540"
+    assert photo("lfpw-train/image_0006") == "lfpw-train/image_0006"  # one face per photo, numbered photos
+    assert photo("lfpw-train/image_0006") != photo("lfpw-train/image_0007")

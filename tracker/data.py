@@ -7,6 +7,7 @@ express a detector's misplacement, as the paper's synthetic 300W-LP copies did.
 """
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,10 @@ class Face:
 
     @property
     def photo(self) -> str:
-        """The source photograph: several faces of one photo share it (AFW: 123_1, 123_2)."""
-        return self.name.rsplit("_", 1)[0]
+        """The source photograph: several faces of one photo share it (AFW and HELEN name
+        faces <photo>_<face number>: 123_1, 123_2); a longer number is part of the photo's
+        own name (LFPW: image_0006, one face per photo)."""
+        return re.sub(r"_\d{1,2}$", "", self.name)
 
 
 def resolve_root(root: str) -> Path:
