@@ -41,7 +41,6 @@ class FaceResult:
     held: bool = False         # confidence below the loss threshold; kept for the HMM to carry
     pose_class: int = -1       # the HMM's decoded pose class (-1 before or without decoding)
 
-
     @classmethod
     def from_estimate(cls, estimate, face_id: int) -> "FaceResult":
         """A freshly detected face from a :class:`tracker.landmarker.FaceEstimate`."""
