@@ -6,7 +6,6 @@ import pytest
 from kernels import hmm
 from naive_hmm import dense_viterbi, fixed_lag_reference, path_score
 from naive_knn import brute_knn, structured_shapes as float64_shapes
-from tracker import poses
 from tracker.hmm import FixedLagDecoder, Transitions, decode_benchmark, pose_transitions, viterbi
 
 

@@ -20,7 +20,7 @@ COMMANDS = ("track", "predict", "evaluate", "train", "sweep", "calibrate", "benc
 def usage() -> str:
     """``facetrack --help``: what it is, and each command in one line."""
     width = max(map(len, COMMANDS))
-    lines = [f"usage: facetrack [--version] [--help] COMMAND [ARGS...]", "",
+    lines = ["usage: facetrack [--version] [--help] COMMAND [ARGS...]", "",
              "Streaming 68-point facial landmarks by K-way pose classification (Li, Jeni, Ramanan, AAAI 2018).",
              "", "commands:"]
     lines += [f"  {name:<{width}}  {_command(name).SUMMARY}" for name in COMMANDS]
