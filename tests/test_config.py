@@ -1,6 +1,6 @@
 import pytest
 
-from tracker.config import ConfigError, config_from_dict, load_config
+from tracker.config import ConfigError, config_from_dict, load_config, load_refine_config
 
 
 def test_defaults_and_overrides():
@@ -39,10 +39,26 @@ def test_every_committed_config_loads():
     for path in configs:
         if path.name == "track.yaml":
             continue                     # tracking settings, not a training run (tested below)
+        if path.name.startswith("refine-"):
+            load_refine_config(path)     # regressors for a classifier (facetrack refine)
+            continue
         load_config(path)
     for path in sorted((root / "sweeps").glob("*.yaml")):
         base, points, losses, _ = load_sweep(path)
         assert len(grid_configs(base, points, losses)) == len(points) * len(losses)
+
+
+def test_refine_config_rejects_the_test_set_and_bad_values(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("data:\n  train_sets: [afw, helen-test]\n")
+    with pytest.raises(ConfigError, match="helen-test, the test set"):
+        load_refine_config(path)
+    path.write_text("cascade:\n  shrinkage: 0\n")
+    with pytest.raises(ConfigError, match="cascade.shrinkage: must be greater than 0"):
+        load_refine_config(path)
+    path.write_text("cascade:\n  tress: 10\n")
+    with pytest.raises(ConfigError, match="did you mean 'trees'"):
+        load_refine_config(path)
 
 
 def test_track_yaml_matches_the_built_in_defaults():

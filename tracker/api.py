@@ -49,7 +49,7 @@ class Tracker:
         self.model = model
         self.landmarker = Landmarker(model, _detectors(cfg.detector, cfg.upsample), self.device, top_k=cfg.top_k,
                                      passes=cfg.detect_passes, flip_average=cfg.flip_average,
-                                     keep_log_probs=self.config.temporal.enabled)
+                                     keep_log_probs=self.config.temporal.enabled, refine=cfg.refine)
         self._streams: weakref.WeakSet = weakref.WeakSet()
 
     def track(self, source, fps: float = 30.0) -> "TrackStream":
@@ -72,11 +72,13 @@ class Tracker:
     def new_engine(self) -> Engine:
         """A fresh tracking engine over this tracker's landmarker (one per stream)."""
         temporal = self.config.temporal
-        return Engine(self.landmarker, self.config.tracking, hold_frames=temporal.hold_frames if temporal.enabled else 0)
+        return Engine(self.landmarker, self.config.tracking, hold_frames=temporal.hold_frames if temporal.enabled else 0,
+                      regress=not temporal.enabled)
 
     def new_temporal_stage(self, live: bool) -> TemporalStage | None:
-        """A fresh temporal stage (HMM + smoothing), or None when it is off."""
-        return temporal_stage(self.config.temporal, self.model, live)
+        """A fresh temporal stage (HMM, regressors, smoothing), or None when it is off."""
+        regress = self.landmarker.regress if self.landmarker.cascade is not None else None
+        return temporal_stage(self.config.temporal, self.model, live, regress)
 
     def close(self) -> None:
         """Close every stream still open (their decoders and cameras are released)."""

@@ -95,6 +95,7 @@ class TrackingConfig:
     forget_after: int = 60             # frames a lost face's id is kept for, should it come back in place
     top_k: int = 50                    # classes averaged for the landmarks
     flip_average: bool = False         # also classify the mirrored crop and average (twice the compute)
+    refine: bool = True                # the model's regressors after the classifier (false: classification alone)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,63 @@ class TemporalConfig:
     hold_frames: int = 12              # frames a face whose confidence fell is kept, the HMM carrying it
 
 
+@dataclass(frozen=True)
+class CascadeConfig:
+    """The cascaded shape regressors after the classifier (``facetrack refine``)."""
+
+    kind: str = "trees"                # trees: gradient-boosted regression trees on pixel differences
+    clusters: int = 1                  # clusters of pose classes, each with its own cascade
+    stages: int = 10                   # cascade stages (features re-read at each stage's shapes)
+    trees: int = 200                   # trees per stage
+    depth: int = 4                     # splits from root to leaf
+    shrinkage: float = 0.1             # learning rate of the boosting
+    feature_pool: int = 400            # shape-indexed pixels read per stage
+    candidate_splits: int = 20         # random splits tried per node
+    pair_prior: float = 0.1            # pixel pairs drawn ~ exp(-distance / (pair_prior * face side))
+    face_size: int = 100               # px: side of the mean shape's box in the normalised face crop
+    crop_size: int = 160               # px: side of the normalised face crop
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class StartsConfig:
+    """The starting shapes the regressors learn from: like the classifier's real outputs."""
+
+    classifier: int = 3                # classifier estimates per face, from boxes jittered like a detector's
+    neighbours: int = 2                # neighbouring exemplars' shapes placed in the classifier's box
+    neighbour_rank: int = 10           # ... drawn among this many nearest (other photos only)
+    perturbed: int = 0                 # classifier estimates moved by a random similarity (cheap variety)
+    perturb_rotate_deg: float = 6.0
+    perturb_scale: float = 0.06        # log scale
+    perturb_shift: float = 0.05        # of the face box side
+    flips: bool = True                 # mirrored faces too
+
+
+@dataclass(frozen=True)
+class BoxRefineConfig:
+    """Detection refinement (paper Fig. 6): ridge from the classifier's embedding to the box."""
+
+    enabled: bool = True
+    rescales: int = 2                  # detector boxes per training face, each on a randomly resized image
+    jitters: int = 4                   # landmark boxes per face jittered like the detector's errors
+    lams: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)   # ridge strengths tried on validation
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """What ``facetrack refine`` fits for a classifier model."""
+
+    name: str = "refine"
+    model: str = "default"             # the classifier model file ("default": the packaged one)
+    data: DataConfig = field(default_factory=DataConfig)
+    box: BoxRefineConfig = field(default_factory=BoxRefineConfig)
+    starts: StartsConfig = field(default_factory=StartsConfig)
+    cascade: CascadeConfig = field(default_factory=CascadeConfig)
+
+
 TEST_SETS = ("helen-test",)     # held out for evaluation: never trained or tuned on
+
 
 class _Range(typing.NamedTuple):
     """Numbers from ``low`` (excluded when ``strict``) up to ``high`` (None: no bound)."""
@@ -164,6 +221,13 @@ _ALLOWED = {
         "scan_upsample": _Range(0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
     },
+    CascadeConfig: {"kind": _one_of("trees"), "clusters": _Range(1), "stages": _Range(0), "trees": _Range(1),
+                    "depth": _Range(1, 12), "shrinkage": _Range(0.0, 1.0, strict=True), "feature_pool": _Range(2),
+                    "candidate_splits": _Range(1), "pair_prior": POSITIVE, "face_size": _Range(16),
+                    "crop_size": _Range(16)},
+    StartsConfig: {"classifier": _Range(0), "neighbours": _Range(0), "neighbour_rank": _Range(1), "perturbed": _Range(0),
+                   "perturb_rotate_deg": _Range(0.0, 90.0), "perturb_scale": UNIT_INTERVAL, "perturb_shift": UNIT_INTERVAL},
+    BoxRefineConfig: {"rescales": _Range(0), "jitters": _Range(0)},
     TemporalConfig: {"lag": _Range(0), "neighbours": _Range(1), "prune_top": _Range(0), "hold_frames": _Range(0)},
 }
 
@@ -277,6 +341,25 @@ def load_config(path, overrides: dict | None = None) -> Config:
     """Read a YAML file into a :class:`Config`; ``overrides`` maps section -> {key: value}."""
     values = _with_overrides(_read_yaml(path), overrides, str(path))
     return config_from_dict(values, where=str(path))
+
+
+def load_refine_config(path, overrides: dict | None = None) -> RefineConfig:
+    """Read a ``facetrack refine`` YAML file into a :class:`RefineConfig`."""
+    values = _with_overrides(_read_yaml(path), overrides, str(path))
+    def build():
+        config = _build(RefineConfig, values, "")
+        held_out = sorted(set(config.data.train_sets) & set(TEST_SETS))
+        if held_out:
+            raise ConfigError(f"data.train_sets includes {', '.join(held_out)}, the test set; it is never trained on")
+        if config.starts.classifier + config.starts.neighbours < 1:
+            raise ConfigError("starts: at least one starting shape per face is needed")
+        if config.starts.perturbed and not config.starts.classifier:
+            raise ConfigError("starts.perturbed: perturbs classifier starts, so starts.classifier must be at least 1")
+        for value in config.box.lams:
+            if POSITIVE.problem(value):
+                raise _at("box.lams", POSITIVE.problem(value))
+        return config
+    return _in_source(str(path), build)
 
 
 def load_track_config(path=None, overrides: dict | None = None) -> TrackConfig:

@@ -101,12 +101,17 @@ def box_drift(old: np.ndarray, new: np.ndarray) -> np.ndarray:
 class Engine:
     """Stateful face tracking over a stream of frames (call :meth:`process` in order)."""
 
-    def __init__(self, landmarker: Landmarker, cfg: TrackingConfig = TrackingConfig(), hold_frames: int = 0):
+    def __init__(self, landmarker: Landmarker, cfg: TrackingConfig = TrackingConfig(), hold_frames: int = 0,
+                 regress: bool = True):
         """``hold_frames``: how long a face with low confidence is kept (its box frozen) before
-        it counts as lost; worth it only when the HMM carries the pose through (occlusion)."""
+        it counts as lost; worth it only when the HMM carries the pose through (occlusion).
+        ``regress``: apply the landmarker's regressors to each frame's estimates (off when a
+        temporal stage applies them after decoding). Crops always follow the classifier's
+        own estimates, which the box calibration was fitted on."""
         self.landmarker = landmarker
         self.cfg = cfg
         self.hold_frames = hold_frames
+        self.regress = regress
         self.times = StageTimes()
         self.reset()
 
@@ -197,6 +202,7 @@ class Engine:
                 post.classes[redo], post.probs[redo] = p2.classes, p2.probs
                 if post.log_probs is not None:
                     post.log_probs[redo] = p2.log_probs
+            points = self._regressed(chunk, points, post.classes[:, 0], n_tracks)
         results = []
         for j, frame in enumerate(chunk):
             faces, uncertain = [], []
@@ -218,6 +224,18 @@ class Engine:
             if uncertain:
                 break          # the chunk's later crops were cut around boxes that are now stale
         return results
+
+    def _regressed(self, chunk: Sequence[Frame], points: np.ndarray, classes: np.ndarray, n_tracks: int) -> np.ndarray:
+        """The chunk's estimates (frame-major, ``n_tracks`` per frame) moved by the regressors."""
+        if not self.regress or self.landmarker.cascade is None:
+            return points
+        start = time.perf_counter()
+        out = points.copy()
+        for j, frame in enumerate(chunk):
+            rows = slice(j * n_tracks, (j + 1) * n_tracks)
+            out[rows] = self.landmarker.regress(frame.image, points[rows], classes[rows])
+        self.times.add("regress", time.perf_counter() - start, len(points))
+        return out
 
     def _update(self, track: Track, box: np.ndarray) -> None:
         shift = (box[:2] + box[2:] - track.box[:2] - track.box[2:]) / 2
@@ -282,11 +300,11 @@ class Engine:
         if not boxes:
             return held
         start = time.perf_counter()
-        estimates = self.landmarker.from_boxes(frame.image, np.stack(boxes))
+        estimates = self.landmarker.from_boxes(frame.image, np.stack(boxes), regress=self.regress)
         self.times.add("classify", time.perf_counter() - start, len(boxes) * max(1, self.landmarker.passes))
         new_faces = []
         for index, est in enumerate(estimates):
-            box = self.landmarker.box_from_landmarks(est.landmarks)
+            box = self.landmarker.box_from_landmarks(est.landmarks if est.classified is None else est.classified)
             face_id = next((fid for fid, k in found.items() if k == index), None)
             face_id = self._id_for(box) if face_id is None else face_id
             track = Track(face_id, box, np.zeros(4), self.frames_seen)

@@ -30,6 +30,7 @@ class FaceEstimate:
     classes: np.ndarray        # top-k class ids, most probable first
     probs: np.ndarray          # their probabilities, renormalised over the top k
     log_probs: np.ndarray | None = None   # (K,) log-softmax over all classes, when kept
+    classified: np.ndarray | None = None  # (68, 2) the classifier's own estimate, when regressors moved it
 
 
 def posterior_confidence(post: Posterior, templates: np.ndarray, estimate: np.ndarray, tau: float) -> np.ndarray:
@@ -49,8 +50,11 @@ class Landmarker:
     """Faces and their 68 landmarks in single images."""
 
     def __init__(self, model: LandmarkModel, detectors: Sequence[Detector] = (), device="cpu",
-                 top_k: int = 50, passes: int = 2, flip_average: bool = False, keep_log_probs: bool = False):
+                 top_k: int = 50, passes: int = 2, flip_average: bool = False, keep_log_probs: bool = False,
+                 refine: bool = True):
         self.model = model
+        self.cascade = model.cascade if refine else None   # the regressors after the classifier
+        self.box_refiner = model.box_refiner if refine else None   # detection refinement before it
         self.detectors = list(detectors)
         self.device = torch.device(device)
         self.top_k = top_k
@@ -89,9 +93,15 @@ class Landmarker:
         return crops
 
     @torch.inference_mode()
-    def classify_crops(self, crops: np.ndarray) -> tuple[Posterior, np.ndarray]:
-        """Posterior and canonical landmarks (N, 68, 2) for a batch of crops."""
-        scores = self.model.network(torch.from_numpy(crops).to(self.device))
+    def classify_crops(self, crops: np.ndarray, embeddings: list | None = None) -> tuple[Posterior, np.ndarray]:
+        """Posterior and canonical landmarks (N, 68, 2) for a batch of crops; the network's
+        embeddings (N, D) are appended to ``embeddings`` when a list is given."""
+        batch = torch.from_numpy(crops).to(self.device)
+        if embeddings is None:
+            scores = self.model.network(batch)
+        else:
+            features, scores = self.model.network.embed(batch)
+            embeddings.append(features.float().cpu().numpy())
         post = top_k_posterior(scores, self.top_k, self.keep_log_probs)
         canon = expected_shape(post, self.model.templates)
         if self.flip_average:
@@ -104,18 +114,34 @@ class Landmarker:
         """The classifier's confidence in each estimate (see :func:`posterior_confidence`)."""
         return posterior_confidence(post, self.model.templates, canon, self.model.tau)
 
-    def from_boxes(self, image: np.ndarray, boxes: np.ndarray) -> list[FaceEstimate]:
+    def regress(self, image: np.ndarray, points: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Landmarks (N, 68, 2) moved by the cascade of each face's pose class (as they are without one)."""
+        if self.cascade is None or len(points) == 0:
+            return points
+        return self.cascade.refine(image, points, classes)
+
+    def from_boxes(self, image: np.ndarray, boxes: np.ndarray, regress: bool = True) -> list[FaceEstimate]:
+        """Faces in ``boxes``: ``passes`` classifier passes, then the regressors (unless ``regress`` is false).
+
+        Each pass after the first crops around the box the previous pass suggests: the
+        detection refinement's box after the first (when the model has one), else the box
+        of the previous landmarks."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return []
-        for _ in range(max(1, self.passes)):
-            post, canon = self.classify_crops(self.crops(image, boxes))
+        for index in range(max(1, self.passes)):
+            embeddings = [] if index == 0 and self.box_refiner is not None else None
+            post, canon = self.classify_crops(self.crops(image, boxes), embeddings)
             points = from_canonical(canon, boxes)
-            last_boxes, boxes = boxes, self.box_from_landmarks(points)
+            last_boxes = boxes
+            boxes = self.box_from_landmarks(points) if embeddings is None else \
+                self.box_refiner.apply(embeddings[0], boxes)
         conf = self.confidence(post, canon)
-        return [FaceEstimate(box=last_boxes[i], landmarks=points[i], confidence=float(conf[i]),
+        final = self.regress(image, points, post.classes[:, 0]) if regress else points
+        return [FaceEstimate(box=last_boxes[i], landmarks=final[i], confidence=float(conf[i]),
                              classes=post.classes[i], probs=post.probs[i],
-                             log_probs=None if post.log_probs is None else post.log_probs[i])
+                             log_probs=None if post.log_probs is None else post.log_probs[i],
+                             classified=points[i] if final is not points else None)
                 for i in range(len(boxes))]
 
     def __call__(self, image: np.ndarray) -> list[FaceEstimate]:

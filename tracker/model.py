@@ -55,6 +55,11 @@ class PoseClassifier(nn.Module):
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(self.normalize(crops)))
 
+    def embed(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings (N, D) and scores (N, K) from one forward pass (scores as ``forward``)."""
+        embedding = self.backbone(self.normalize(crops))
+        return embedding, self.head(embedding)
+
     def init_bias(self, value: float) -> None:
         """Start every class score at ``value`` (log prior) so early losses are sane."""
         with torch.no_grad():
@@ -73,6 +78,8 @@ class LandmarkModel:
     calibration: dict = field(default_factory=dict)   # detector name -> BoxCalibration.to_dict()
     meta: dict = field(default_factory=dict)
     transitions: dict | None = None     # HMM pose-neighbour graph: indptr, indices, log_weight, n, sigma
+    cascade: object | None = None       # tracker.refine.ShapeCascade from the companion .refine.pt file
+    box_refiner: object | None = None   # tracker.boxrefine.BoxRefiner from the same file
 
     @property
     def model_config(self) -> ModelConfig:
@@ -106,8 +113,44 @@ class LandmarkModel:
         torch.save(payload, path)
 
 
+def refine_path(model_path) -> Path:
+    """The companion file of a model that holds its regressors: ``NAME.refine.pt`` beside ``NAME.pt``."""
+    path = Path(model_path)
+    return path.with_name(path.stem + ".refine.pt")
+
+
+def save_refiners(model_path, cascade=None, box_refiner=None) -> Path:
+    """Write a model's regressors (cascade, detection refinement) to its companion file."""
+    path = refine_path(model_path)
+    torch.save({"format": "facetrack-refine-1", "cascade": None if cascade is None else cascade.to_dict(),
+                "box": None if box_refiner is None else box_refiner.to_dict()}, path)
+    return path
+
+
+def load_refiners(model_path) -> dict:
+    """The regressors stored beside a model: {"cascade": ShapeCascade, "box": BoxRefiner}, where present."""
+    path = refine_path(model_path)
+    if not path.is_file():
+        return {}
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt file
+        raise ModelError(f"{path}: not a facetrack regressor file ({exc.__class__.__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != "facetrack-refine-1":
+        raise ModelError(f"{path}: not a facetrack regressor file")
+    from .boxrefine import BoxRefiner
+    from .refine import ShapeCascade
+    out = {}
+    if payload.get("cascade") is not None:
+        out["cascade"] = ShapeCascade.from_dict(payload["cascade"])
+    if payload.get("box") is not None:
+        out["box"] = BoxRefiner.from_dict(payload["box"])
+    return out
+
+
 def load_model(path=None, device: str | torch.device = "cpu") -> LandmarkModel:
-    """Load a saved model (the packaged default when ``path`` is None)."""
+    """Load a saved model (the packaged default when ``path`` is None), with the
+    regressors of its companion ``.refine.pt`` file when there is one."""
     path = Path(path) if path else DEFAULT_MODEL
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
@@ -130,7 +173,11 @@ def load_model(path=None, device: str | torch.device = "cpu") -> LandmarkModel:
     return LandmarkModel(network=net, config=payload["config"], templates=templates,
                          widths=payload["widths"].numpy(), tau=payload["tau"],
                          calibration=_calibrations(payload.get("calibration")), meta=payload.get("meta", {}),
-                         transitions=transitions)
+                         transitions=transitions, **_refiner_fields(load_refiners(path)))
+
+
+def _refiner_fields(refiners: dict) -> dict:
+    return {"cascade": refiners.get("cascade"), "box_refiner": refiners.get("box")}
 
 
 def _calibrations(stored) -> dict:

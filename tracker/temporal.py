@@ -6,6 +6,8 @@ once the states of all its faces are final (``lag`` frames later; lag 0 in live 
 A decoded state becomes landmarks as the frame's own posterior mean reweighted towards
 classes near that state (the frame's evidence, conditioned on the smooth pose path);
 when the frame holds no mass there (an occluded face), the state's template.
+The regressors then move each decoded face from there (the decoded class picks the
+cluster; a held face, which the HMM carries through an occlusion, is left as decoded).
 Finally landmarks are averaged with the previous and next frame of the same face.
 """
 from __future__ import annotations
@@ -112,6 +114,28 @@ class HmmStage:
         return FrameResult(result.frame, faces)
 
 
+class RegressStage:
+    """Each visible face's landmarks moved by the landmarker's regressors (``regress``)."""
+
+    def __init__(self, regress):
+        self.regress = regress
+
+    def push(self, result: FrameResult) -> list[FrameResult]:
+        rows = [i for i, f in enumerate(result.faces) if not f.held]
+        if not rows:
+            return [result]
+        faces = list(result.faces)
+        points = np.stack([faces[i].landmarks for i in rows])
+        classes = np.array([faces[i].pose_class if faces[i].pose_class >= 0 else faces[i].classes[0] for i in rows])
+        moved = self.regress(result.frame.image, points, classes)
+        for row, i in enumerate(rows):
+            faces[i] = dataclasses.replace(faces[i], landmarks=moved[row])
+        return [FrameResult(result.frame, tuple(faces))]
+
+    def flush(self) -> list[FrameResult]:
+        return []
+
+
 class ThreeFrameSmoother:
     """Each face's landmarks averaged with its previous and next frame (where present)."""
 
@@ -142,22 +166,25 @@ class ThreeFrameSmoother:
         return FrameResult(result.frame, tuple(faces))
 
 
-def temporal_stage(cfg, model, live: bool) -> "TemporalStage | None":
+def temporal_stage(cfg, model, live: bool, regress=None) -> "TemporalStage | None":
     """The stage for a :class:`tracker.config.TemporalConfig` and a model, or None when it is off.
 
+    ``regress(image, points, classes) -> points`` runs after decoding (None: no regressors).
     Live sources decode with lag 0 and skip the smoothing, which would wait a frame."""
     if not cfg.enabled:
         return None
     hmm = HmmStage(model_transitions(model, cfg.neighbours), model.templates, model.tau,
                    lag=0 if live else cfg.lag, prune_top=cfg.prune_top)
-    return TemporalStage(hmm, ThreeFrameSmoother() if cfg.smoothing and not live else None)
+    return TemporalStage(hmm, ThreeFrameSmoother() if cfg.smoothing and not live else None,
+                         RegressStage(regress) if regress is not None else None)
 
 
 class TemporalStage:
-    """HMM decoding then (optionally) 3-frame smoothing; ``push`` / ``flush`` like its parts."""
+    """HMM decoding, the regressors, then (optionally) 3-frame smoothing; ``push`` / ``flush`` like its parts."""
 
-    def __init__(self, hmm: HmmStage | None, smoother: ThreeFrameSmoother | None):
-        self.stages = [s for s in (hmm, smoother) if s is not None]
+    def __init__(self, hmm: HmmStage | None, smoother: ThreeFrameSmoother | None,
+                 regress: RegressStage | None = None):
+        self.stages = [s for s in (hmm, regress, smoother) if s is not None]
         self.ready: deque[FrameResult] = deque()    # decided, not yet handed on (see drain)
 
     def push(self, result: FrameResult) -> list[FrameResult]:

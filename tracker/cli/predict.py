@@ -22,6 +22,8 @@ def parser(prog: str = "facetrack predict"):
     p.add_argument("--top-k", type=int_at_least(1), default=50, help="classes averaged for the landmarks")
     p.add_argument("--flip-average", action="store_true",
                    help="also classify the mirrored crop and average (twice the compute)")
+    p.add_argument("--no-refine", action="store_true",
+                   help="classification alone: skip the model's regressors after the classifier")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int_at_least(1), default=2, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
@@ -41,7 +43,7 @@ def _predict(argv: list[str], prog: str) -> int:
     source = open_source(args.input)
     tracker = Tracker(args.model, args.device, temporal=False, threads=args.threads, detector=args.detector,
                       upsample=args.upsample, detect_passes=args.passes, top_k=args.top_k,
-                      flip_average=args.flip_average)
+                      flip_average=args.flip_average, refine=not args.no_refine)
     extra = ("file",) if isinstance(source, ImageSource) else ()
     total = len(source) if isinstance(source, ImageSource) else source.frame_count
     with CsvSink("/dev/stdout" if args.csv == "-" else args.csv, extra) as sink, \

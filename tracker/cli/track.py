@@ -27,6 +27,8 @@ def parser(prog: str = "facetrack track"):
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--no-temporal", action="store_true",
                    help="per-frame estimates only: no HMM over pose classes, no smoothing")
+    p.add_argument("--no-refine", action="store_true",
+                   help="classification alone: skip the model's regressors after the classifier")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
@@ -54,7 +56,8 @@ def _run(args, config, stop: StopSignals, prog: str) -> int:
     from ..io.sinks import StopRequested
     from ..io.sources import SourceError, open_source
     source = open_source(args.input, config.tracking.decode_threads)       # a bad input fails before the model loads
-    tracker = Tracker(args.model, args.device, config=config, **({"temporal": False} if args.no_temporal else {}))
+    switches = {**({"temporal": False} if args.no_temporal else {}), **({"refine": False} if args.no_refine else {})}
+    tracker = Tracker(args.model, args.device, config=config, **switches)
     done = 0
 
     def write(result) -> None:
