@@ -210,6 +210,7 @@ def test_regressors_move_what_tracking_outputs_and_nothing_else(frames, temporal
         expected = [f for f in stream]
     refined = tracker.Tracker(plain.model, device="cpu", temporal=temporal)
     refined.landmarker.cascade = fake = ShiftingCascade()
+    refined.landmarker.box_refiner = None          # same crops as the plain run
     with refined.track(frames) as stream:
         got = [f for f in stream]
     assert fake.calls >= len(frames)
@@ -248,3 +249,25 @@ def test_regressor_file_round_trips_beside_a_model(tmp_path):
     refine_path(model_path).write_bytes(b"not a torch file")
     with pytest.raises(ModelError, match="not a facetrack regressor file"):
         load_model(model_path)
+
+
+def test_one_linear_stage_reduces_the_error_of_a_synthetic_perturbation():
+    """The paper's linear stage (ridge on RootSIFT at the landmarks), same problem as above."""
+    from tracker.refine import fit_linear_stage
+    rng = np.random.default_rng(9)
+    size, face = 64, 40
+    mean_px = synthetic_shape(16) * face + (size - 1) / 2
+    truths = (mean_px[None] + rng.uniform(-4, 4, (300, 1, 2))).astype(np.float32)
+    crops = np.stack([blob_image(t, size) for t in truths])
+    crops = ((crops - crops.mean()) / crops.std()).astype(np.float32)
+    starts = np.repeat(mean_px[None], len(truths), axis=0).astype(np.float32)
+    cfg = CascadeConfig(kind="linear", face_size=face, crop_size=size, descriptor_size=4.0, ridge=10.0)
+    stage = fit_linear_stage(crops[:220], np.arange(220), starts[:220], truths[:220], mean_px, cfg)
+    mean_c = np.ascontiguousarray(mean_px - mean_px.mean(0), np.float32)
+    moved = stage.update(crops[220:], np.arange(80), starts[220:], mean_c)
+    before = np.linalg.norm(starts[220:] - truths[220:], axis=-1).mean()
+    after = np.linalg.norm(moved - truths[220:], axis=-1).mean()
+    assert after < 0.6 * before, (before, after)
+    back = ShapeCascade.from_dict(ShapeCascade(synthetic_shape(16), face, size, np.zeros(1, np.int64),
+                                               [[stage]]).to_dict()).cascades[0][0]
+    np.testing.assert_allclose(back.update(crops[220:], np.arange(80), starts[220:], mean_c), moved, atol=0.05)

@@ -21,7 +21,7 @@ from .io.table import LandmarkTable, read_landmarks
 from .landmarker import Landmarker
 from .model import LandmarkModel, load_model, pick_device
 from .pipeline import track_frames
-from .temporal import TemporalStage, temporal_stage
+from .temporal import RegressStage, TemporalStage, temporal_stage
 
 __all__ = ["Tracker", "TrackStream", "FrameResult", "FaceResult", "LandmarkTable", "read_landmarks"]
 
@@ -107,6 +107,9 @@ class TrackStream:
         self.live = bool(getattr(source, "live", False))
         self.engine = tracker.new_engine()
         self.temporal = tracker.new_temporal_stage(self.live)
+        for stage in [] if self.temporal is None else self.temporal.stages:
+            if isinstance(stage, RegressStage):
+                stage.times = self.engine.times       # "regress" seconds (also inside "temporal")
         cfg = tracker.config.tracking
         self._results = track_frames(source, self.engine, cfg.batch_size, cfg.queue_size, cfg.latency or self.live,
                                      self.temporal)

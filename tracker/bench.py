@@ -61,7 +61,9 @@ def run_tracker(clip, tracker, csv_path, max_frames: int | None = None) -> dict:
     stages = {name: 1000 * sec / max(1, frames) for name, sec in times.seconds.items()}
     return {"frames": frames, "seconds": wall, "fps": frames / wall, "ms_per_frame": stages,
             "crops_per_frame": times.counts.get("classify", 0) / max(1, frames),
-            "detector_runs": times.counts.get("detect", 0), "peak_rss_mb": peak_rss_mb()}
+            "detector_runs": times.counts.get("detect", 0), "peak_rss_mb": peak_rss_mb(),
+            **({"regress_ms_per_face": 1000 * times.seconds["regress"] / times.counts["regress"]}
+               if times.counts.get("regress") else {})}
 
 
 def run_dlib_baseline(clip, csv_path, upsample: int = 1, max_frames: int | None = None) -> dict:

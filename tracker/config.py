@@ -114,7 +114,8 @@ class TemporalConfig:
 class CascadeConfig:
     """The cascaded shape regressors after the classifier (``facetrack refine``)."""
 
-    kind: str = "trees"                # trees: gradient-boosted regression trees on pixel differences
+    kind: str = "trees"                # trees: gradient-boosted regression trees on pixel differences;
+                                       # linear: the paper's ridge stages on appearance (RootSIFT) at the landmarks
     clusters: int = 1                  # clusters of pose classes, each with its own cascade
     stages: int = 10                   # cascade stages (features re-read at each stage's shapes)
     trees: int = 200                   # trees per stage
@@ -125,6 +126,8 @@ class CascadeConfig:
     pair_prior: float = 0.1            # pixel pairs drawn ~ exp(-distance / (pair_prior * face side))
     face_size: int = 100               # px: side of the mean shape's box in the normalised face crop
     crop_size: int = 160               # px: side of the normalised face crop
+    descriptor_size: float = 4.0       # linear: SIFT keypoint diameter in crop px (window ~6x that)
+    ridge: float = 1000.0              # linear: ridge strength on standardised features
     seed: int = 0
 
 
@@ -140,6 +143,9 @@ class StartsConfig:
     perturb_scale: float = 0.06        # log scale
     perturb_shift: float = 0.05        # of the face box side
     flips: bool = True                 # mirrored faces too
+    augmented: int = 0                 # extra copies of each face, warped and recoloured (as for the classifier)
+    augment_rotate_deg: float = 15.0
+    augment_scale: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -221,12 +227,13 @@ _ALLOWED = {
         "scan_upsample": _Range(0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
     },
-    CascadeConfig: {"kind": _one_of("trees"), "clusters": _Range(1), "stages": _Range(0), "trees": _Range(1),
+    CascadeConfig: {"kind": _one_of("trees", "linear"), "descriptor_size": POSITIVE, "ridge": POSITIVE, "clusters": _Range(1), "stages": _Range(0), "trees": _Range(1),
                     "depth": _Range(1, 12), "shrinkage": _Range(0.0, 1.0, strict=True), "feature_pool": _Range(2),
                     "candidate_splits": _Range(1), "pair_prior": POSITIVE, "face_size": _Range(16),
                     "crop_size": _Range(16)},
     StartsConfig: {"classifier": _Range(0), "neighbours": _Range(0), "neighbour_rank": _Range(1), "perturbed": _Range(0),
-                   "perturb_rotate_deg": _Range(0.0, 90.0), "perturb_scale": UNIT_INTERVAL, "perturb_shift": UNIT_INTERVAL},
+                   "perturb_rotate_deg": _Range(0.0, 90.0), "perturb_scale": UNIT_INTERVAL, "perturb_shift": UNIT_INTERVAL,
+                   "augmented": _Range(0), "augment_rotate_deg": _Range(0.0, 90.0), "augment_scale": UNIT_INTERVAL},
     BoxRefineConfig: {"rescales": _Range(0), "jitters": _Range(0)},
     TemporalConfig: {"lag": _Range(0), "neighbours": _Range(1), "prune_top": _Range(0), "hold_frames": _Range(0)},
 }

@@ -1,6 +1,7 @@
 """Pairing predictions with ground truth and scoring them (300VW protocol)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 from .errors import FacetrackError
 from .io.annotations import is_300vw_folder, read_300vw, read_pts, read_pts_folder
 from .io.table import read_landmarks
-from .metrics import Summary, hard_subset, nme, point_errors, summarize
+from .metrics import Summary, hard_subset, jitter, nme, point_errors, summarize
 
 
 class EvaluationError(FacetrackError):
@@ -95,5 +96,8 @@ def score(preds: dict, gt: dict) -> Scored:
 def evaluate(pred_path, gt_path, hard_fraction: float = 0.1) -> tuple[Scored, dict]:
     """Score one prediction set; returns the scores and {'all': Summary, 'hard': Summary}."""
     gt = load_ground_truth(gt_path)
-    scored = score(load_predictions(pred_path), gt)
-    return scored, {"all": scored.summary(), "hard": scored.summary(hard_subset(scored.gt, hard_fraction))}
+    preds = load_predictions(pred_path)
+    scored = score(preds, gt)
+    single = {k: v[0] for k, v in preds.items() if isinstance(k, int) and len(v) == 1}
+    overall = dataclasses.replace(scored.summary(), jitter=jitter(single))
+    return scored, {"all": overall, "hard": scored.summary(hard_subset(scored.gt, hard_fraction))}

@@ -91,6 +91,8 @@ class Summary:
     failure_rate: float
     n: int
     missing: int
+    jitter: float = float("nan")      # of the predictions on video (see :func:`jitter`); nan for stills
+    median_io: float = float("nan")   # median inter-ocular NME of the predicted faces
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -112,4 +114,22 @@ def summarize(err_diag: np.ndarray, err_io: np.ndarray) -> Summary:
         failure_rate=failure_rate(err_diag),
         n=int(err_diag.size),
         missing=int((~found).sum()),
+        median_io=float(np.median(err_io[found])) if found.any() else float("nan"),
     )
+
+
+def jitter(tracks: dict) -> float:
+    """Frame-to-frame jitter of landmarks on video: the mean second difference
+    |p[t+1] - 2 p[t] + p[t-1]| over points and frames, over the box diagonal at t.
+
+    ``tracks`` maps a frame number to that frame's (68, 2) landmarks (one face); only
+    frames whose neighbours both have landmarks count. A constant velocity costs nothing,
+    so this measures shake, not motion. NaN when no three consecutive frames exist."""
+    values = []
+    for t, here in tracks.items():
+        before, after = tracks.get(t - 1), tracks.get(t + 1)
+        if before is None or after is None or here is None:
+            continue
+        second = np.linalg.norm(after - 2 * here + before, axis=-1).mean()
+        values.append(second / box_diagonal(here))
+    return float(np.mean(values)) if values else float("nan")

@@ -143,6 +143,60 @@ class TreeStage:
                    arr("split_v", np.int64), arr("split_t", np.float32), arr("leaves", np.float32))
 
 
+_SIFT = None
+
+
+def sift_descriptors(crop: np.ndarray, points: np.ndarray, size: float) -> np.ndarray:
+    """RootSIFT descriptors (P, 128) of a standardised crop at ``points`` (OpenCV's SIFT,
+    upright keypoints of diameter ``size``; the crop is already aligned on the face)."""
+    global _SIFT
+    if _SIFT is None:
+        _SIFT = cv2.SIFT_create()
+    image = np.clip(crop * 48 + 128, 0, 255).astype(np.uint8)
+    keypoints = [cv2.KeyPoint(float(x), float(y), float(size), 0) for x, y in points]
+    kept, desc = _SIFT.compute(image, keypoints)
+    if desc is None or len(kept) != len(points):
+        raise RuntimeError("SIFT dropped keypoints")
+    desc = desc.astype(np.float32)
+    desc /= np.maximum(desc.sum(axis=1, keepdims=True), 1e-6)
+    return np.sqrt(desc)
+
+
+@dataclass
+class LinearStage:
+    """The paper's stage: a linear map from appearance around each current landmark
+    (RootSIFT here, HOG in the paper) to the shape update (mean frame)."""
+
+    weights: np.ndarray          # (P * 128, 2P)
+    bias: np.ndarray             # (2P,)
+    size: float                  # SIFT keypoint diameter, crop px
+
+    def features(self, crops, image_of, shapes, mean_centered=None) -> np.ndarray:
+        return np.stack([sift_descriptors(crops[image_of[i]], shapes[i], self.size).reshape(-1)
+                         for i in range(len(shapes))]) if len(shapes) else np.zeros((0, self.weights.shape[0]))
+
+    def update(self, crops, image_of, shapes, mean_centered) -> np.ndarray:
+        delta = self.features(crops, image_of, shapes) @ self.weights + self.bias
+        a, b = similarity_params(mean_centered, shapes)
+        return shapes + rotate(delta.reshape(shapes.shape), a, b)
+
+    def to_dict(self) -> dict:
+        import torch
+        return {"kind": "linear", "weights": torch.from_numpy(self.weights.astype(np.float16)),
+                "bias": torch.from_numpy(self.bias.astype(np.float32)), "size": float(self.size)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LinearStage":
+        return cls(np.asarray(data["weights"].float().numpy() if hasattr(data["weights"], "numpy") else data["weights"],
+                              np.float32),
+                   np.asarray(data["bias"].numpy() if hasattr(data["bias"], "numpy") else data["bias"], np.float32),
+                   float(data["size"]))
+
+
+def stage_from_dict(data: dict):
+    return LinearStage.from_dict(data) if data.get("kind") == "linear" else TreeStage.from_dict(data)
+
+
 @dataclass
 class ShapeCascade:
     """Cascades per cluster of pose classes, and the normalised frame they work in."""
@@ -191,11 +245,11 @@ class ShapeCascade:
 
     @property
     def n_trees(self) -> int:
-        return sum(len(s.split_u) for c in self.cascades for s in c)
+        return sum(len(s.split_u) for c in self.cascades for s in c if isinstance(s, TreeStage))
 
     def to_dict(self) -> dict:
         import torch
-        return {"format": "facetrack-cascade-1", "kind": "trees",
+        return {"format": "facetrack-cascade-1",
                 "mean_shape": torch.from_numpy(self.mean_shape.astype(np.float32)),
                 "face_size": int(self.face_size), "crop_size": int(self.crop_size),
                 "class_cluster": torch.from_numpy(self.class_cluster.astype(np.int16)),
@@ -207,7 +261,7 @@ class ShapeCascade:
             return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
         return cls(mean_shape=arr(data["mean_shape"]).astype(np.float64), face_size=int(data["face_size"]),
                    crop_size=int(data["crop_size"]), class_cluster=arr(data["class_cluster"]).astype(np.int64),
-                   cascades=[[TreeStage.from_dict(s) for s in stages] for stages in data["cascades"]])
+                   cascades=[[stage_from_dict(s) for s in stages] for stages in data["cascades"]])
 
 
 # ---------------------------------------------------------------------------- clusters
@@ -355,6 +409,18 @@ def fit_stage(crops, image_of, shapes, truths, mean_px, cfg: CascadeConfig, rng)
     return stage
 
 
+def fit_linear_stage(crops, image_of, shapes, truths, mean_px, cfg: CascadeConfig) -> LinearStage:
+    """One ridge stage from RootSIFT at the current landmarks to the residual (mean frame)."""
+    from .boxrefine import fit_ridge
+    mean_c = np.ascontiguousarray(mean_px - mean_px.mean(0), np.float32)
+    stage = LinearStage(np.zeros((1, 1), np.float32), np.zeros(1, np.float32), cfg.descriptor_size)
+    features = stage.features(crops, image_of, shapes)
+    a, b = similarity_params(mean_c, shapes)
+    residuals = unrotate(truths - shapes, a, b).reshape(len(shapes), -1)
+    stage.weights, stage.bias = (x.astype(np.float32) for x in fit_ridge(features, residuals, cfg.ridge))
+    return stage
+
+
 def shape_error(shapes: np.ndarray, truths: np.ndarray, face_size: float) -> float:
     """Mean point error in units of the mean shape's box side."""
     return float(np.linalg.norm(shapes - truths, axis=-1).mean() / face_size)
@@ -370,7 +436,8 @@ def fit_cascade(crops, image_of, starts, truths, mean_px, cfg: CascadeConfig, rn
          **({} if val is None else {"val_error": shape_error(val_shapes, val[3], cfg.face_size)})})
     for index in range(cfg.stages):
         start = time.perf_counter()
-        stage = fit_stage(crops, image_of, shapes, truths, mean_px, cfg, rng)
+        stage = fit_stage(crops, image_of, shapes, truths, mean_px, cfg, rng) if cfg.kind == "trees" else \
+            fit_linear_stage(crops, image_of, shapes, truths, mean_px, cfg)
         shapes = stage.update(crops, image_of, shapes, mean_c).astype(np.float32)
         row = {"stage": index + 1, "train_error": shape_error(shapes, truths, cfg.face_size),
                "seconds": round(time.perf_counter() - start, 1)}

@@ -37,6 +37,13 @@ class Examples:
     classes: np.ndarray        # (N,) the classifier's top class at the start (-1 for template starts)
     truth_canonical: np.ndarray  # (M, P, 2) each crop's truth in its landmark box
 
+    def joined(self, other: "Examples") -> "Examples":
+        return Examples(np.concatenate([self.crops, other.crops]),
+                        np.concatenate([self.image_of, other.image_of + len(self.crops)]),
+                        np.concatenate([self.starts, other.starts]), np.concatenate([self.truths, other.truths]),
+                        np.concatenate([self.classes, other.classes]),
+                        np.concatenate([self.truth_canonical, other.truth_canonical]))
+
     def subset(self, rows: np.ndarray) -> "Examples":
         used, image_of = np.unique(self.image_of[rows], return_inverse=True)
         return Examples(np.ascontiguousarray(self.crops[used]), image_of.astype(np.int64), self.starts[rows],
@@ -49,6 +56,18 @@ def mirrored(face: Face) -> Face:
     points = face.landmarks[MIRROR].copy()
     points[:, 0] = width - 1 - points[:, 0]
     return Face(np.ascontiguousarray(face.image[:, ::-1]), points, face.name + "/mirrored")
+
+
+def augmented(face: Face, index: int, cfg, rng) -> Face:
+    """A copy of the face rolled, rescaled and recoloured (blur, noise, contrast) like the
+    classifier's training crops, framed as the 300-W crops are (face box half the image)."""
+    from .augment import AugmentConfig, augment_sample
+    settings = AugmentConfig(flip_p=0.0, rotate_deg=cfg.augment_rotate_deg, scale=cfg.augment_scale, shift=0.05,
+                             brightness=0.3, contrast=0.3, saturation=0.2, blur_p=0.3, blur_max_sigma=1.5,
+                             occlude_p=0.0, grayscale_p=0.1, noise_std=3.0)
+    size = face.image.shape[1]
+    image, points = augment_sample(face.image, face.landmarks, out_size=size, margin=2.0, rng=rng, cfg=settings)
+    return Face(image, points.astype(np.float64), f"{face.name}/augmented{index}")
 
 
 def jittered_boxes(box: np.ndarray, count: int, spread, rng) -> np.ndarray:
@@ -93,11 +112,15 @@ def neighbour_table(canonical: np.ndarray, photos: list[str], rank: int) -> np.n
 
 
 def build_examples(landmarker: Landmarker, faces: list[Face], cascade: ShapeCascade, cfg: RefineConfig,
-                   spread, rng, neighbours: int | None = None, log=print) -> Examples:
-    """Examples for ``faces`` (mirrored copies included when ``cfg.starts.flips``)."""
+                   spread, rng, neighbours: int | None = None, log=print, augment: bool = False) -> Examples:
+    """Examples for ``faces`` (mirrored copies included when ``cfg.starts.flips``); with
+    ``augment``, for ``cfg.starts.augmented`` augmented copies of each instead."""
     starts_cfg = cfg.starts
     versions = [v for f in faces for v in ((f, mirrored(f)) if starts_cfg.flips else (f,))]
     photos = [f.photo for f in faces for _ in range(2 if starts_cfg.flips else 1)]
+    if augment:
+        photos = [p for p in photos for _ in range(starts_cfg.augmented)]
+        versions = [augmented(v, k, starts_cfg, rng) for v in versions for k in range(starts_cfg.augmented)]
     truth_canonical = np.stack([to_canonical(f.landmarks, landmark_box(f.landmarks)) for f in versions])
     n_neighbours = starts_cfg.neighbours if neighbours is None else neighbours
     table = neighbour_table(truth_canonical, photos, starts_cfg.neighbour_rank) if n_neighbours else None
@@ -186,9 +209,17 @@ def fit_refiner(cfg: RefineConfig, landmarker: Landmarker, model_path: Path, log
          "config": config_to_dict(cfg)})
     box_refiner = fitted_box_refiner(cfg, landmarker, train, val, cache, model_path, log) if cfg.box.enabled else None
     landmarker.box_refiner = box_refiner          # starts come the way test-time estimates do
-    key = cache_key(cfg, model_path, "data", "box", "starts") + f"-{cfg.cascade.face_size}-{cfg.cascade.crop_size}"
+    plain = dataclasses.replace(cfg, starts=dataclasses.replace(cfg.starts, augmented=0))
+    geometry = f"-{cfg.cascade.face_size}-{cfg.cascade.crop_size}"
+    key = cache_key(plain, model_path, "data", "box", "starts") + geometry
     examples = cached_examples(None if cache is None else cache / f"examples-{key}.npz",
                                lambda: build_examples(landmarker, train, cascade, cfg, spread, rng, log=log))
+    if cfg.starts.augmented:
+        more = cached_examples(None if cache is None else
+                               cache / f"augmented-{cache_key(cfg, model_path, 'data', 'box', 'starts')}{geometry}.npz",
+                               lambda: build_examples(landmarker, train, cascade, cfg, spread,
+                                                      np.random.default_rng(cfg.cascade.seed + 1), log=log, augment=True))
+        examples = examples.joined(more)
     val_cfg = dataclasses.replace(cfg, starts=dataclasses.replace(cfg.starts, classifier=1, neighbours=0,
                                                                    perturbed=0, flips=False))
     held = cached_examples(None if cache is None else cache / f"val-{key}.npz",

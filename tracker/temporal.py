@@ -13,6 +13,7 @@ Finally landmarks are averaged with the previous and next frame of the same face
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import deque
 
 import numpy as np
@@ -117,19 +118,23 @@ class HmmStage:
 class RegressStage:
     """Each visible face's landmarks moved by the landmarker's regressors (``regress``)."""
 
-    def __init__(self, regress):
+    def __init__(self, regress, times=None):
         self.regress = regress
+        self.times = times              # a StageTimes to add "regress" seconds to (the engine's)
 
     def push(self, result: FrameResult) -> list[FrameResult]:
         rows = [i for i, f in enumerate(result.faces) if not f.held]
         if not rows:
             return [result]
+        start = time.perf_counter()
         faces = list(result.faces)
         points = np.stack([faces[i].landmarks for i in rows])
         classes = np.array([faces[i].pose_class if faces[i].pose_class >= 0 else faces[i].classes[0] for i in rows])
         moved = self.regress(result.frame.image, points, classes)
         for row, i in enumerate(rows):
             faces[i] = dataclasses.replace(faces[i], landmarks=moved[row])
+        if self.times is not None:
+            self.times.add("regress", time.perf_counter() - start, len(rows))
         return [FrameResult(result.frame, tuple(faces))]
 
     def flush(self) -> list[FrameResult]:

@@ -83,7 +83,10 @@ def format_report(r: dict) -> str:
     for base in r["baseline"]:
         lines.append(f"speed-up over dlib (upsample {base['upsample']}): {ours['fps'] / base['fps']:.2f}x")
     stages = "  ".join(f"{k} {v:.2f}" for k, v in sorted(ours["ms_per_frame"].items()))
-    lines.append(f"our stages, ms per frame (decode runs on its own thread): {stages}")
+    lines.append(f"our stages, ms per frame (decode runs on its own thread; temporal includes regress): {stages}")
+    regress = r["ours"].get("regress_ms_per_face")
+    if regress is not None:
+        lines.append(f"regressors, ms per face: {regress:.2f}")
     lines.append(f"crops classified per frame {ours['crops_per_frame']:.2f}, detector runs {ours['detector_runs']}")
     lines.append(f"peak RSS after our run {ours['peak_rss_mb']:.0f} MB (whole process)"
                  + (f", CUDA peak {r['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in r else ""))

@@ -54,11 +54,13 @@ def _evaluate(argv: list[str], prog: str) -> int:
 
 
 def _format_table(rows: list[dict]) -> str:
-    head = f"{'prediction':<24} {'subset':<6} {'NME diag':>9} {'NME io':>9} {'AUC@0.08':>9} {'FR %':>7} {'n':>6} {'missing':>8}"
+    head = (f"{'prediction':<24} {'subset':<6} {'NME diag':>9} {'NME io':>9} {'AUC@0.08':>9} {'FR %':>7} {'n':>6} "
+            f"{'missing':>8} {'jitter':>8}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['pred'][:24]:<24} {r['subset']:<6} {r['nme_diag']:>9.4f} {r['nme_io']:>9.4f} "
-                     f"{r['auc']:>9.4f} {100 * r['failure_rate']:>7.2f} {r['n']:>6d} {r['missing']:>8d}")
+                     f"{r['auc']:>9.4f} {100 * r['failure_rate']:>7.2f} {r['n']:>6d} {r['missing']:>8d} "
+                     f"{'' if r['jitter'] != r['jitter'] else format(r['jitter'], '.5f'):>8}")
     return "\n".join(lines)
 
 
