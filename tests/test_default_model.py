@@ -103,3 +103,35 @@ def test_default_pruning_decodes_the_exact_path_on_real_frames(sample_clip):
     exact_stream = [s for o in obs for _, s in exact_lag.push(o)] + [s for _, s in exact_lag.flush()]
     assert pruned == exact_stream
     assert (np.asarray(exact_stream) == exact).mean() > 0.9      # fixed lag 8 vs the whole-clip path
+
+
+def test_packaged_regressors_fit_the_budget_and_load(model):
+    from tracker.boxrefine import BoxRefiner
+    from tracker.model import refine_path
+    from tracker.refine import ShapeCascade
+    total = DEFAULT_MODEL.stat().st_size + refine_path(DEFAULT_MODEL).stat().st_size
+    assert total <= 60 * 2**20, total                      # every model file together
+    assert isinstance(model.cascade, ShapeCascade) and model.cascade.n_trees > 0
+    assert isinstance(model.box_refiner, BoxRefiner)
+
+
+def test_regressors_improve_unseen_faces(model, shared_data):
+    """Validation faces of the split (seen by neither the classifier nor the regressors),
+    from their ground-truth boxes jittered: the regressors lower the mean error."""
+    from tracker.data import load_faces, split_by_photo
+    from tracker.detect import BoxCalibration
+    from tracker.shapes import landmark_box
+    _, val = split_by_photo(load_faces(shared_data / "300w-subset", ["afw", "helen-train", "lfpw-train"]), 0.1, 0)
+    rng = np.random.default_rng(0)
+    spread = BoxCalibration.from_dict(model.calibration["dlib"]).spread
+    plain, refined = Landmarker(model, refine=False), Landmarker(model)
+    before, after = [], []
+    for face in val[::8]:
+        box = landmark_box(face.landmarks)
+        side = box[2] - box[0]
+        shift = np.r_[rng.normal(0, spread[0]), rng.normal(0, spread[1])] * side
+        box = box + np.tile(shift, 2)
+        before.append(nme(plain.from_boxes(face.image, box[None])[0].landmarks, face.landmarks))
+        after.append(nme(refined.from_boxes(face.image, box[None])[0].landmarks, face.landmarks))
+    assert len(before) >= 25
+    assert np.mean(after) < 0.85 * np.mean(before), (np.mean(before), np.mean(after))
