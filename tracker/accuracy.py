@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-
 from .api import Tracker
+from .bench import dlib_landmarker
 from .engine import FrameResult
 from .evaluation import evaluate
 from .io.landmark_csv import LandmarkCsvWriter
@@ -42,18 +41,10 @@ def track_clip(tracker: Tracker, clip, csv_path) -> None:
 
 def dlib_folder(folder, csv_path, upsample: int = 1) -> None:
     """dlib's HOG detector and 68-point predictor on every image (the reference row)."""
-    import dlib
-    from .bench import dlib_shape_model
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(dlib_shape_model()))
-    source = open_source(folder)
+    faces = dlib_landmarker(upsample)
     with LandmarkCsvWriter(csv_path, extra_columns=("file",)) as writer:
-        for frame in source:
-            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-            shapes = [predictor(rgb, rect) for rect in detector(rgb, upsample)]
-            writer.write_frame(frame.index, frame.timestamp,
-                               [(i, 1.0, [(s.part(k).x, s.part(k).y) for k in range(68)])
-                                for i, s in enumerate(shapes)], {"file": frame.name})
+        for frame in open_source(folder):
+            writer.write_frame(frame.index, frame.timestamp, faces(frame.image), {"file": frame.name})
 
 
 def still_rows(model, folder, out: Path, with_dlib: bool = True) -> list[dict]:

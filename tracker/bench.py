@@ -66,23 +66,31 @@ def run_tracker(clip, tracker, csv_path, max_frames: int | None = None) -> dict:
                if times.counts.get("regress") else {})}
 
 
-def run_dlib_baseline(clip, csv_path, upsample: int = 1, max_frames: int | None = None) -> dict:
-    """What a user writes with dlib: HOG detector + 68-point shape predictor on every frame."""
+def dlib_landmarker(upsample: int = 1):
+    """dlib's HOG detector + 68-point shape predictor as a function: BGR image -> the
+    (face_id, confidence 1.0, 68 points) rows a LandmarkCsvWriter takes."""
     try:
         import dlib
     except ImportError:
         raise FacetrackError("the dlib baseline needs dlib-bin (pip install -e .[dlib])") from None
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(dlib_shape_model()))
+
+    def faces(image):
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        shapes = [predictor(rgb, rect) for rect in detector(rgb, upsample)]
+        return [(face_id, 1.0, [(s.part(i).x, s.part(i).y) for i in range(68)]) for face_id, s in enumerate(shapes)]
+    return faces
+
+
+def run_dlib_baseline(clip, csv_path, upsample: int = 1, max_frames: int | None = None) -> dict:
+    """What a user writes with dlib: HOG detector + 68-point shape predictor on every frame."""
+    faces = dlib_landmarker(upsample)
     frames = 0
     start = time.perf_counter()
     with LandmarkCsvWriter(csv_path) as writer:
         for frame in VideoSource(clip):
-            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-            shapes = [predictor(rgb, rect) for rect in detector(rgb, upsample)]
-            writer.write_frame(frame.index, frame.timestamp,
-                               [(face_id, 1.0, [(s.part(i).x, s.part(i).y) for i in range(68)])
-                                for face_id, s in enumerate(shapes)])
+            writer.write_frame(frame.index, frame.timestamp, faces(frame.image))
             frames += 1
             if max_frames and frames >= max_frames:
                 break

@@ -127,17 +127,23 @@ def save_refiners(model_path, cascade=None, box_refiner=None) -> Path:
     return path
 
 
+def _read_payload(path: Path, format_name: str, what: str) -> dict:
+    """A torch file's dict, checked to be of ``format_name``; ``what`` names it in errors."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt file
+        raise ModelError(f"{path}: not {what} ({exc.__class__.__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != format_name:
+        raise ModelError(f"{path}: not {what}")
+    return payload
+
+
 def load_refiners(model_path) -> dict:
     """The regressors stored beside a model: {"cascade": ShapeCascade, "box": BoxRefiner}, where present."""
     path = refine_path(model_path)
     if not path.is_file():
         return {}
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt file
-        raise ModelError(f"{path}: not a facetrack regressor file ({exc.__class__.__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != "facetrack-refine-1":
-        raise ModelError(f"{path}: not a facetrack regressor file")
+    payload = _read_payload(path, "facetrack-refine-1", "a facetrack regressor file")
     from .boxrefine import BoxRefiner
     from .refine import ShapeCascade
     out = {}
@@ -154,12 +160,7 @@ def load_model(path=None, device: str | torch.device = "cpu") -> LandmarkModel:
     path = Path(path) if path else DEFAULT_MODEL
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt file
-        raise ModelError(f"{path}: not a facetrack model ({exc.__class__.__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != "facetrack-model-1":
-        raise ModelError(f"{path}: not a facetrack model")
+    payload = _read_payload(path, "facetrack-model-1", "a facetrack model")
     templates = payload["templates"].float().numpy()
     cfg = ModelConfig(**payload["config"]["model"])
     net = PoseClassifier(cfg, len(templates))

@@ -22,6 +22,7 @@ import numpy as np
 from kernels.ert import forest_sum, group_sums, shape_features, split_sums
 from .config import CascadeConfig
 from .crop import compose, invert, transform_points
+from .detect import _as_gray
 from .shapes import landmark_box, to_canonical
 
 # ---------------------------------------------------------------------------- geometry
@@ -85,12 +86,6 @@ def warp_gray(gray: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
 def standardised(crop: np.ndarray) -> np.ndarray:
     """Zero mean, unit standard deviation (pixel differences then ignore contrast)."""
     return ((crop - crop.mean()) / max(float(crop.std()), 1.0)).astype(np.float32)
-
-
-def as_gray(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return image
-    return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
 
 
 # ---------------------------------------------------------------------------- the model
@@ -230,7 +225,7 @@ class ShapeCascade:
         shapes = np.asarray(shapes, dtype=np.float64).reshape(-1, len(self.mean_shape), 2)
         if len(shapes) == 0:
             return shapes
-        crops, matrices = self.face_crops(as_gray(image), shapes)
+        crops, matrices = self.face_crops(_as_gray(image), shapes)
         current = transform_points(shapes, matrices).astype(np.float32)
         clusters = self.class_cluster[np.asarray(classes, dtype=np.int64).reshape(-1)]
         mean_c = self.mean_centered

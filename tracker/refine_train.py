@@ -21,9 +21,11 @@ from .config import RefineConfig, config_to_dict
 from .crop import transform_points
 from .data import Face, load_faces, split_by_photo
 from .landmarker import Landmarker
-from .refine import (ShapeCascade, as_gray, canonical_mean_shape, cluster_classes, fit_cascade, rotate,
+from .detect import _as_gray
+from .refine import (ShapeCascade, canonical_mean_shape, cluster_classes, fit_cascade, rotate,
                      sample_clusters, shape_error)
-from .shapes import MIRROR, from_canonical, landmark_box, to_canonical
+from .boxrefine import maybe_flipped
+from .shapes import from_canonical, landmark_box, to_canonical
 
 
 @dataclass
@@ -52,10 +54,8 @@ class Examples:
 
 def mirrored(face: Face) -> Face:
     """The face flipped left-right, its landmarks renumbered."""
-    width = face.image.shape[1]
-    points = face.landmarks[MIRROR].copy()
-    points[:, 0] = width - 1 - points[:, 0]
-    return Face(np.ascontiguousarray(face.image[:, ::-1]), points, face.name + "/mirrored")
+    image, points = maybe_flipped(face.image, face.landmarks, True)
+    return Face(image, points, face.name + "/mirrored")
 
 
 def augmented(face: Face, index: int, cfg, rng) -> Face:
@@ -138,7 +138,7 @@ def build_examples(landmarker: Landmarker, faces: list[Face], cascade: ShapeCasc
             placed = from_canonical(truth_canonical[picks], box)
             shapes = np.concatenate([shapes, placed]) if len(shapes) else placed
             top = np.concatenate([top, np.full(n_neighbours, -1)])
-        frame_crops, matrices = cascade.face_crops(as_gray(face.image), shapes[:1])
+        frame_crops, matrices = cascade.face_crops(_as_gray(face.image), shapes[:1])
         crops.append(frame_crops[0])
         starts.append(transform_points(shapes, matrices[0]))
         truths.append(np.repeat(transform_points(face.landmarks, matrices[0])[None], len(shapes), axis=0))
