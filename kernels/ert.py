@@ -149,3 +149,38 @@ def group_sums(values, group, n_groups):
         for d in range(values.shape[1]):
             sums[g, d] += values[i, d]
     return sums, counts
+
+
+@njit(cache=True, nogil=True)
+def stage_step(images, image_of, shapes, mean_centered, anchors, offsets, split_u, split_v, split_t, leaves, out):
+    """One tree stage applied to each sample: its features, its forest's update (mean
+    frame) turned and scaled onto the sample by the same similarity, added to the shape.
+
+    Writes the moved shapes (N, P, 2) into ``out`` (which may be ``shapes`` itself)."""
+    n_points = shapes.shape[1]
+    n_trees = split_u.shape[0]
+    n_leaves = leaves.shape[1]
+    depth = 0
+    while (1 << depth) < n_leaves:
+        depth += 1
+    features = np.empty(anchors.shape[0], dtype=np.float32)
+    delta = np.empty(leaves.shape[2], dtype=np.float64)
+    for i in range(shapes.shape[0]):
+        a, b = similarity_to(mean_centered, shapes[i])
+        image = images[image_of[i]]
+        for f in range(anchors.shape[0]):
+            ox = offsets[f, 0]
+            oy = offsets[f, 1]
+            features[f] = _bilinear(image, shapes[i, anchors[f], 0] + a * ox - b * oy,
+                                    shapes[i, anchors[f], 1] + b * ox + a * oy)
+        delta[:] = 0.0
+        for tree in range(n_trees):
+            leaf = leaf_index(features, split_u[tree], split_v[tree], split_t[tree], depth)
+            for d in range(delta.shape[0]):
+                delta[d] += leaves[tree, leaf, d]
+        for p in range(n_points):
+            dx = delta[2 * p]
+            dy = delta[2 * p + 1]
+            out[i, p, 0] = shapes[i, p, 0] + a * dx - b * dy
+            out[i, p, 1] = shapes[i, p, 1] + b * dx + a * dy
+    return out

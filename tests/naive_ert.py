@@ -59,3 +59,14 @@ def forest_sum(features, split_u, split_v, split_t, leaves) -> np.ndarray:
                 node = 2 * node + 1 if left else 2 * node + 2
             out[i] += leaves[tree, node - (2 ** depth - 1)]
     return out
+
+
+def stage_step(images, image_of, shapes, mean_centered, anchors, offsets, split_u, split_v, split_t, leaves):
+    """Features, forest sum, then the update turned onto each shape by its similarity."""
+    features = shape_features(images, image_of, shapes, mean_centered, anchors, offsets)
+    delta = forest_sum(features, split_u, split_v, split_t, leaves).reshape(shapes.shape)
+    out = np.array(shapes, dtype=np.float64)
+    for i, shape in enumerate(shapes):
+        a, b = similarity(mean_centered, shape)
+        out[i] += delta[i] @ np.array([[a, b], [-b, a]])
+    return out

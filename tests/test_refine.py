@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from kernels.ert import forest_sum, group_sums, shape_features, split_sums
+from kernels.ert import forest_sum, group_sums, shape_features, split_sums, stage_step
 from tests import naive_ert
 from tracker.config import CascadeConfig
 from tracker.refine import (ShapeCascade, TreeStage, alignment_matrix, fit_stage, fit_tree, rotate,
@@ -47,6 +47,22 @@ def test_shape_features_match_reference():
     out = shape_features(images, image_of, shapes, mean_c, anchors, offsets, np.zeros((len(shapes), 30), np.float32))
     ref = naive_ert.shape_features(images, image_of, shapes, mean_c, anchors, offsets)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_stage_step_matches_reference():
+    rng = np.random.default_rng(11)
+    images, image_of, shapes, mean_c, anchors, offsets = random_problem(rng)
+    split_u, split_v = rng.integers(0, 30, (9, 7)), rng.integers(0, 30, (9, 7))
+    split_t = rng.normal(0, 0.3, (9, 7)).astype(np.float32)
+    leaves = rng.normal(0, 2, (9, 8, 24)).astype(np.float32)
+    out = stage_step(images, image_of, shapes, mean_c, anchors, offsets, split_u, split_v, split_t, leaves,
+                     np.empty_like(shapes))
+    ref = naive_ert.stage_step(images, image_of, shapes, mean_c, anchors, offsets, split_u, split_v, split_t, leaves)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
+    assert np.abs(out - shapes).mean() > 0.5        # the stage moved the shapes
+    again = shapes.copy()
+    stage_step(images, image_of, again, mean_c, anchors, offsets, split_u, split_v, split_t, leaves, again)
+    np.testing.assert_array_equal(again, out)       # in place gives the same
 
 
 def test_similarity_params_match_least_squares_and_recover_a_known_transform():

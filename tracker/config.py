@@ -128,6 +128,20 @@ class CascadeConfig:
     crop_size: int = 160               # px: side of the normalised face crop
     descriptor_size: float = 4.0       # linear: SIFT keypoint diameter in crop px (window ~6x that)
     ridge: float = 1000.0              # linear: ridge strength on standardised features
+    net_stages: int = 0                # small convolutional network stages before the others
+    net_size: int = 64                 # net: input side, px
+    net_span: float = 128.0            # net: crop px the input covers
+    net_widths: tuple[int, ...] = (24, 48, 96, 192)
+    net_hidden: int = 256
+    net_dropout: float = 0.0
+    net_epochs: int = 12
+    net_batch: int = 128
+    net_lr: float = 0.002
+    net_weight_decay: float = 0.0001
+    net_rotate_deg: float = 3.0        # net: random similarity moving each batch's starts
+    net_scale: float = 0.03
+    net_shift: float = 0.02
+    net_contrast: bool = True          # net: random contrast gain on the inputs
     seed: int = 0
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from kernels.ert import forest_sum, group_sums, shape_features, split_sums
+from kernels.ert import group_sums, shape_features, split_sums, stage_step
 from .config import CascadeConfig
 from .crop import compose, invert, transform_points
 from .detect import _as_gray
@@ -113,11 +113,9 @@ class TreeStage:
 
     def update(self, crops, image_of, shapes, mean_centered) -> np.ndarray:
         """The stage's step added to ``shapes`` (N, P, 2) in crop px."""
-        features = self.features(crops, image_of, shapes, mean_centered)
-        delta = forest_sum(features, self.split_u, self.split_v, self.split_t, self.leaves,
-                           np.zeros((len(shapes), self.leaves.shape[2]), dtype=np.float32))
-        a, b = similarity_params(mean_centered, shapes)
-        return shapes + rotate(delta.reshape(shapes.shape), a, b)
+        shapes = np.ascontiguousarray(shapes, np.float32)
+        return stage_step(crops, image_of, shapes, mean_centered, self.anchors, self.offsets, self.split_u,
+                          self.split_v, self.split_t, self.leaves, np.empty_like(shapes))
 
     def to_dict(self) -> dict:
         import torch
@@ -189,6 +187,9 @@ class LinearStage:
 
 
 def stage_from_dict(data: dict):
+    if data.get("kind") == "net":
+        from .netstage import NetStage
+        return NetStage.from_dict(data)
     return LinearStage.from_dict(data) if data.get("kind") == "linear" else TreeStage.from_dict(data)
 
 
@@ -423,16 +424,23 @@ def shape_error(shapes: np.ndarray, truths: np.ndarray, face_size: float) -> flo
 
 def fit_cascade(crops, image_of, starts, truths, mean_px, cfg: CascadeConfig, rng, log=print,
                 val=None) -> list[TreeStage]:
-    """A cascade of ``cfg.stages`` stages; ``val`` (crops, image_of, starts, truths) is scored per stage."""
+    """A cascade of ``cfg.net_stages`` network stages then ``cfg.stages`` stages of ``cfg.kind``;
+    ``val`` (crops, image_of, starts, truths) is scored per stage."""
     stages, shapes = [], starts.astype(np.float32)
     mean_c = np.ascontiguousarray(mean_px - mean_px.mean(0), np.float32)
     val_shapes = None if val is None else val[2].astype(np.float32)
     log({"stage": 0, "train_error": shape_error(shapes, truths, cfg.face_size),
          **({} if val is None else {"val_error": shape_error(val_shapes, val[3], cfg.face_size)})})
-    for index in range(cfg.stages):
+    for index in range(cfg.net_stages + cfg.stages):
         start = time.perf_counter()
-        stage = fit_stage(crops, image_of, shapes, truths, mean_px, cfg, rng) if cfg.kind == "trees" else \
-            fit_linear_stage(crops, image_of, shapes, truths, mean_px, cfg)
+        if index < cfg.net_stages:
+            from .netstage import fit_net_stage
+            stage = fit_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng,
+                                  log=lambda row: log({"stage": index + 1, **row}), val=None if val is None else (val[0], val[1], val_shapes, val[3]))
+        elif cfg.kind == "trees":
+            stage = fit_stage(crops, image_of, shapes, truths, mean_px, cfg, rng)
+        else:
+            stage = fit_linear_stage(crops, image_of, shapes, truths, mean_px, cfg)
         shapes = stage.update(crops, image_of, shapes, mean_c).astype(np.float32)
         row = {"stage": index + 1, "train_error": shape_error(shapes, truths, cfg.face_size),
                "seconds": round(time.perf_counter() - start, 1)}

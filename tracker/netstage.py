@@ -1,0 +1,182 @@
+"""A cascade stage that is a small convolutional network (issue 11's learned-feature stage).
+
+The stage sees the normalised face crop of :mod:`tracker.refine` resampled once more,
+aligned (similarity) on the current shape into a small ``size`` x ``size`` input that
+spans ``span`` crop px, and regresses the landmark update from it and from the current
+shape (both in that input's frame). It drops into a cascade beside tree stages: same
+``update(crops, image_of, shapes, mean_centered)``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from .crop import invert, transform_points
+
+
+def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True))
+
+
+class ShapeNet(nn.Module):
+    """Standardised grayscale (N, 1, S, S) and the current shape (N, 2P), in input px
+    over S and centred -> the update (N, 2P) in input px (zero at initialisation)."""
+
+    def __init__(self, size: int, points: int, widths=(24, 48, 96, 192), hidden: int = 256, dropout: float = 0.0):
+        super().__init__()
+        layers, c = [_conv(1, widths[0], 2)], widths[0]
+        for w in widths[1:]:
+            layers += [_conv(c, w, 2), _conv(w, w)]
+            c = w
+        self.features = nn.Sequential(*layers, _conv(c, c), nn.Flatten())
+        side = size // 2 ** len(widths)
+        self.hidden = nn.Sequential(nn.Linear(c * side * side + 2 * points, hidden), nn.ReLU(inplace=True),
+                                    nn.Dropout(dropout))
+        self.out = nn.Linear(hidden, 2 * points)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, image: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden(torch.cat([self.features(image), shape], dim=1)))
+
+
+def folded_batchnorm(net: ShapeNet) -> ShapeNet:
+    """The network (in eval mode) with each batch norm folded into its convolution's
+    weights and bias: the same function, fewer steps per face."""
+    for block in net.features:
+        if isinstance(block, nn.Sequential) and len(block) == 3 and isinstance(block[1], nn.BatchNorm2d):
+            conv, norm = block[0], block[1]
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
+            with torch.no_grad():
+                fused.weight.copy_(conv.weight * scale[:, None, None, None])
+                fused.bias.copy_(norm.bias - norm.running_mean * scale)
+            block[0], block[1] = fused, nn.Identity()
+    return net
+
+
+@dataclass
+class NetStage:
+    """A network stage: input geometry, widths and weights."""
+
+    size: int                     # input side, px
+    span: float                   # crop px the input covers
+    widths: tuple
+    hidden: int
+    state: dict                   # the ShapeNet's state_dict
+    _net: ShapeNet | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def net(self) -> ShapeNet:
+        if self._net is None:
+            points = self.state["out.bias"].shape[0] // 2
+            net = ShapeNet(self.size, points, tuple(self.widths), self.hidden)
+            net.load_state_dict({k: v.float() for k, v in self.state.items()})
+            self._net = folded_batchnorm(net.eval()).to(memory_format=torch.channels_last)
+        return self._net
+
+    def input_target(self, mean_px: np.ndarray) -> np.ndarray:
+        """The mean shape where the input frame puts it (P, 2)."""
+        centre = mean_px.mean(axis=0)
+        return (mean_px - centre) * (self.size / self.span) + (self.size - 1) / 2
+
+    def inputs(self, crops, image_of, shapes, target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Network inputs (N, 1, S, S), shapes in the input frame (N, P, 2) and the (N, 2, 3)
+        matrices from crop to input."""
+        from .refine import alignment_matrix
+        n = len(shapes)
+        images = np.empty((n, 1, self.size, self.size), np.float32)
+        matrices = np.empty((n, 2, 3))
+        for i in range(n):
+            matrices[i] = alignment_matrix(np.asarray(shapes[i], np.float64), target)
+            images[i, 0] = cv2.warpAffine(crops[image_of[i]], matrices[i], (self.size, self.size),
+                                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return images, transform_points(shapes, matrices), matrices
+
+    def shape_input(self, local: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(((local - (self.size - 1) / 2) / self.size).reshape(len(local), -1).astype(np.float32))
+
+    def update(self, crops, image_of, shapes, mean_centered) -> np.ndarray:
+        """``shapes`` (N, P, 2) crop px moved by the network."""
+        if len(shapes) == 0:
+            return shapes
+        target = self.input_target(np.asarray(mean_centered, np.float64))
+        images, local, matrices = self.inputs(crops, image_of, shapes, target)
+        with torch.inference_mode():
+            batch = torch.from_numpy(images).contiguous(memory_format=torch.channels_last)
+            delta = self.net(batch, self.shape_input(local)).numpy()
+        moved = local + delta.reshape(local.shape)
+        return transform_points(moved, invert(matrices)).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"kind": "net", "size": int(self.size), "span": float(self.span), "widths": list(self.widths),
+                "hidden": int(self.hidden), "state": {k: v.half() if v.is_floating_point() else v
+                                                       for k, v in self.state.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NetStage":
+        return cls(int(data["size"]), float(data["span"]), tuple(data["widths"]), int(data["hidden"]),
+                   dict(data["state"]))
+
+
+def _perturb(shapes: np.ndarray, rng, rotate_deg: float, scale: float, shift: float) -> np.ndarray:
+    """Shapes (N, P, 2) each turned, scaled and shifted about its centroid at random."""
+    from .refine import rotate
+    n = len(shapes)
+    centre = shapes.mean(axis=1, keepdims=True)
+    side = np.ptp(shapes, axis=1).max(axis=1)[:, None, None]
+    angle = np.deg2rad(rng.uniform(-rotate_deg, rotate_deg, n))
+    s = np.exp(rng.uniform(-scale, scale, n))
+    moved = rotate(shapes - centre, s * np.cos(angle), s * np.sin(angle))
+    return centre + moved + rng.uniform(-shift, shift, (n, 1, 2)) * side
+
+
+def fit_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log=print, val=None) -> NetStage:
+    """Train a :class:`NetStage` from ``shapes`` towards ``truths`` (crop px; L1 loss in input px).
+
+    Each batch's starts are moved by a small random similarity (fresh variety every epoch)."""
+    torch.manual_seed(int(rng.integers(0, 2 ** 31)))
+    stage = NetStage(cfg.net_size, cfg.net_span, tuple(cfg.net_widths), cfg.net_hidden, {})
+    net = ShapeNet(stage.size, shapes.shape[1], stage.widths, stage.hidden, cfg.net_dropout)
+    mean_c = np.asarray(mean_px, np.float64) - np.asarray(mean_px, np.float64).mean(0)
+    target = stage.input_target(mean_c)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.net_lr, weight_decay=cfg.net_weight_decay)
+    batch = cfg.net_batch
+    steps = cfg.net_epochs * (len(shapes) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.net_lr, total_steps=max(steps, 1), pct_start=0.1)
+    shapes64, truths64 = np.asarray(shapes, np.float64), np.asarray(truths, np.float64)
+    step = 0
+    for epoch in range(cfg.net_epochs):
+        began, net = time.perf_counter(), net.train()
+        order, total = rng.permutation(len(shapes)), 0.0
+        for first in range(0, len(order) - batch + 1, batch):
+            rows = order[first:first + batch]
+            starts = _perturb(shapes64[rows], rng, cfg.net_rotate_deg, cfg.net_scale, cfg.net_shift)
+            images, local, matrices = stage.inputs(crops, image_of[rows], starts, target)
+            goal = transform_points(truths64[rows], matrices) - local
+            if cfg.net_contrast:
+                gain = np.exp(rng.uniform(-0.3, 0.3, (len(rows), 1, 1, 1))).astype(np.float32)
+                images = images * gain
+            pred = net(torch.from_numpy(images), stage.shape_input(local))
+            loss = (pred - torch.from_numpy(goal.reshape(len(rows), -1).astype(np.float32))).abs().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            total += float(loss.detach()) * len(rows)
+        stage.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        stage._net = None
+        row = {"epoch": epoch + 1, "train_l1_px": round(total / max(len(order) // batch * batch, 1), 4),
+               "seconds": round(time.perf_counter() - began, 1)}
+        if val is not None:
+            moved = stage.update(val[0], val[1], val[2], mean_c)
+            row["val_error"] = float(np.linalg.norm(moved - val[3], axis=-1).mean() / cfg.face_size)
+        log(row)
+    return stage
