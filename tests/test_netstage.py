@@ -34,13 +34,15 @@ def small_cfg(**kw) -> CascadeConfig:
     return dataclasses.replace(CascadeConfig(), **{**settings, **kw})
 
 
-def test_network_stage_reduces_error_on_held_out_faces():
+@pytest.mark.parametrize("local", [False, True])
+def test_network_stage_reduces_error_on_held_out_faces(local):
     import torch
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     crops, image_of, starts, truths, mean_px = blob_problem(160, 4, rng)
     v_crops, v_image_of, v_starts, v_truths, _ = blob_problem(40, 1, rng)
-    stage = fit_net_stage(crops, image_of, starts, truths, mean_px, small_cfg(), rng, log=lambda row: None)
+    stage = fit_net_stage(crops, image_of, starts, truths, mean_px, small_cfg(net_local=local), rng,
+                          log=lambda row: None)
     mean_c = mean_px - mean_px.mean(0)
     before = np.linalg.norm(v_starts - v_truths, axis=-1).mean()
     after = np.linalg.norm(stage.update(v_crops, v_image_of, v_starts, mean_c) - v_truths, axis=-1).mean()
@@ -51,7 +53,9 @@ def test_network_stage_round_trips_through_a_cascade_file():
     import torch
     rng = np.random.default_rng(1)
     crops, image_of, starts, truths, mean_px = blob_problem(20, 2, rng)
-    stage = fit_net_stage(crops, image_of, starts, truths, mean_px, small_cfg(net_epochs=1), rng, log=lambda row: None)
+    stage = fit_net_stage(crops, image_of, starts, truths, mean_px, small_cfg(net_epochs=1, net_local=True), rng,
+                          log=lambda row: None)
+    assert stage.local
     canonical = (mean_px - 80) / 100
     cascade = ShapeCascade(canonical.astype(np.float64), 100, 160, np.zeros(3, np.int64), [[stage]])
     again = ShapeCascade.from_dict(torch.load(_saved(cascade), weights_only=True))

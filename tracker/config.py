@@ -134,6 +134,7 @@ class CascadeConfig:
     net_widths: tuple[int, ...] = (24, 48, 96, 192)
     net_hidden: int = 256
     net_dropout: float = 0.0
+    net_local: bool = False            # net: also a per-landmark term of the feature maps read at the landmark
     net_epochs: int = 12
     net_batch: int = 128
     net_lr: float = 0.002

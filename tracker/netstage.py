@@ -8,6 +8,7 @@ shape (both in that input's frame). It drops into a cascade beside tree stages: 
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -26,10 +27,19 @@ def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 class ShapeNet(nn.Module):
     """Standardised grayscale (N, 1, S, S) and the current shape (N, 2P), in input px
-    over S and centred -> the update (N, 2P) in input px (zero at initialisation)."""
+    over S and centred -> the update (N, 2P) in input px (zero at initialisation).
 
-    def __init__(self, size: int, points: int, widths=(24, 48, 96, 192), hidden: int = 256, dropout: float = 0.0):
+    The update is a function of the whole face (a fully connected head); with ``local``,
+    each landmark's update also gets a linear term of its own in the feature maps at
+    1/4 and 1/8 resolution read at that landmark (shape-indexed learned features)."""
+
+    def __init__(self, size: int, points: int, widths=(24, 48, 96, 192), hidden: int = 256, dropout: float = 0.0,
+                 local: bool = False):
         super().__init__()
+        levels = range(1, min(3, len(widths)))            # the maps after the 2nd and 3rd widths' blocks
+        self.taps = tuple(2 * k for k in levels) if local else ()
+        if local:
+            self.local_weight = nn.Parameter(torch.zeros(points, sum(widths[k] for k in levels), 2))
         layers, c = [_conv(1, widths[0], 2)], widths[0]
         for w in widths[1:]:
             layers += [_conv(c, w, 2), _conv(w, w)]
@@ -43,7 +53,18 @@ class ShapeNet(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, image: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
-        return self.out(self.hidden(torch.cat([self.features(image), shape], dim=1)))
+        x, taps = image, []
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in self.taps:
+                taps.append(x)
+        out = self.out(self.hidden(torch.cat([x, shape], dim=1)))
+        if not taps:
+            return out
+        n, points = len(shape), self.local_weight.shape[0]
+        grid = (2 * shape).view(n, points, 1, 2)         # input px over S, centred -> grid_sample's [-1, 1]
+        local = torch.cat([nn.functional.grid_sample(t, grid, align_corners=False).squeeze(-1) for t in taps], 1)
+        return out + torch.einsum("ncp,pcd->npd", local, self.local_weight).reshape(n, 2 * points)
 
 
 def folded_batchnorm(net: ShapeNet) -> ShapeNet:
@@ -70,13 +91,14 @@ class NetStage:
     widths: tuple
     hidden: int
     state: dict                   # the ShapeNet's state_dict
+    local: bool = False
     _net: ShapeNet | None = field(default=None, repr=False, compare=False)
 
     @property
     def net(self) -> ShapeNet:
         if self._net is None:
             points = self.state["out.bias"].shape[0] // 2
-            net = ShapeNet(self.size, points, tuple(self.widths), self.hidden)
+            net = ShapeNet(self.size, points, tuple(self.widths), self.hidden, local=self.local)
             net.load_state_dict({k: v.float() for k, v in self.state.items()})
             self._net = folded_batchnorm(net.eval()).to(memory_format=torch.channels_last)
         return self._net
@@ -102,48 +124,49 @@ class NetStage:
     def shape_input(self, local: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(((local - (self.size - 1) / 2) / self.size).reshape(len(local), -1).astype(np.float32))
 
-    def update(self, crops, image_of, shapes, mean_centered) -> np.ndarray:
-        """``shapes`` (N, P, 2) crop px moved by the network."""
+    def update(self, crops, image_of, shapes, mean_centered, chunk: int = 512) -> np.ndarray:
+        """``shapes`` (N, P, 2) crop px moved by the network (``chunk`` faces at a time)."""
         if len(shapes) == 0:
             return shapes
         target = self.input_target(np.asarray(mean_centered, np.float64))
-        images, local, matrices = self.inputs(crops, image_of, shapes, target)
-        with torch.inference_mode():
-            batch = torch.from_numpy(images).contiguous(memory_format=torch.channels_last)
-            delta = self.net(batch, self.shape_input(local)).numpy()
-        moved = local + delta.reshape(local.shape)
-        return transform_points(moved, invert(matrices)).astype(np.float32)
+        out = np.empty(np.shape(shapes), np.float32)
+        for first in range(0, len(shapes), chunk):
+            rows = slice(first, first + chunk)
+            images, local, matrices = self.inputs(crops, image_of[rows], shapes[rows], target)
+            with torch.inference_mode():
+                batch = torch.from_numpy(images).contiguous(memory_format=torch.channels_last)
+                delta = self.net(batch, self.shape_input(local)).numpy()
+            out[rows] = transform_points(local + delta.reshape(local.shape), invert(matrices))
+        return out
 
     def to_dict(self) -> dict:
         return {"kind": "net", "size": int(self.size), "span": float(self.span), "widths": list(self.widths),
-                "hidden": int(self.hidden), "state": {k: v.half() if v.is_floating_point() else v
+                "hidden": int(self.hidden), "local": bool(self.local), "state": {k: v.half() if v.is_floating_point() else v
                                                        for k, v in self.state.items()}}
 
     @classmethod
     def from_dict(cls, data: dict) -> "NetStage":
         return cls(int(data["size"]), float(data["span"]), tuple(data["widths"]), int(data["hidden"]),
-                   dict(data["state"]))
-
-
-def _perturb(shapes: np.ndarray, rng, rotate_deg: float, scale: float, shift: float) -> np.ndarray:
-    """Shapes (N, P, 2) each turned, scaled and shifted about its centroid at random."""
-    from .refine import rotate
-    n = len(shapes)
-    centre = shapes.mean(axis=1, keepdims=True)
-    side = np.ptp(shapes, axis=1).max(axis=1)[:, None, None]
-    angle = np.deg2rad(rng.uniform(-rotate_deg, rotate_deg, n))
-    s = np.exp(rng.uniform(-scale, scale, n))
-    moved = rotate(shapes - centre, s * np.cos(angle), s * np.sin(angle))
-    return centre + moved + rng.uniform(-shift, shift, (n, 1, 2)) * side
+                   dict(data["state"]), bool(data.get("local", False)))
 
 
 def fit_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log=print, val=None) -> NetStage:
     """Train a :class:`NetStage` from ``shapes`` towards ``truths`` (crop px; L1 loss in input px).
 
     Each batch's starts are moved by a small random similarity (fresh variety every epoch)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)       # training has the machine to itself
+    try:
+        return _trained_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log, val)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _trained_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log, val) -> NetStage:
+    from .refine import similarity_jitter
     torch.manual_seed(int(rng.integers(0, 2 ** 31)))
-    stage = NetStage(cfg.net_size, cfg.net_span, tuple(cfg.net_widths), cfg.net_hidden, {})
-    net = ShapeNet(stage.size, shapes.shape[1], stage.widths, stage.hidden, cfg.net_dropout)
+    stage = NetStage(cfg.net_size, cfg.net_span, tuple(cfg.net_widths), cfg.net_hidden, {}, cfg.net_local)
+    net = ShapeNet(stage.size, shapes.shape[1], stage.widths, stage.hidden, cfg.net_dropout, cfg.net_local)
     mean_c = np.asarray(mean_px, np.float64) - np.asarray(mean_px, np.float64).mean(0)
     target = stage.input_target(mean_c)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.net_lr, weight_decay=cfg.net_weight_decay)
@@ -157,7 +180,7 @@ def fit_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log=print,
         order, total = rng.permutation(len(shapes)), 0.0
         for first in range(0, len(order) - batch + 1, batch):
             rows = order[first:first + batch]
-            starts = _perturb(shapes64[rows], rng, cfg.net_rotate_deg, cfg.net_scale, cfg.net_shift)
+            starts = similarity_jitter(shapes64[rows], rng, cfg.net_rotate_deg, cfg.net_scale, cfg.net_shift)
             images, local, matrices = stage.inputs(crops, image_of[rows], starts, target)
             goal = transform_points(truths64[rows], matrices) - local
             if cfg.net_contrast:

@@ -51,6 +51,18 @@ def unrotate(vectors: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return rotate(vectors, a / norm, -b / norm)
 
 
+def similarity_jitter(shapes: np.ndarray, rng, rotate_deg: float, log_scale: float, shift: float) -> np.ndarray:
+    """Shapes (N, P, 2) each turned (uniform within +-``rotate_deg``), scaled (log scale within
+    +-``log_scale``) about its centroid and shifted (within +-``shift`` of its side) at random."""
+    n = len(shapes)
+    centre = shapes.mean(axis=1, keepdims=True)
+    side = np.ptp(shapes, axis=1).max(axis=1)[:, None, None]
+    angle = np.deg2rad(rng.uniform(-rotate_deg, rotate_deg, n))
+    scale = np.exp(rng.uniform(-log_scale, log_scale, n))
+    moved = rotate(shapes - centre, scale * np.cos(angle), scale * np.sin(angle))
+    return centre + moved + rng.uniform(-shift, shift, (n, 1, 2)) * side
+
+
 def alignment_matrix(shape: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Affine (2, 3) similarity taking ``shape`` (P, 2) onto ``target`` (least squares)."""
     mu_s, mu_t = shape.mean(axis=0), target.mean(axis=0)

@@ -22,8 +22,8 @@ from .crop import transform_points
 from .data import Face, load_faces, split_by_photo
 from .landmarker import Landmarker
 from .detect import _as_gray
-from .refine import (ShapeCascade, canonical_mean_shape, cluster_classes, fit_cascade, rotate,
-                     sample_clusters, shape_error)
+from .refine import (ShapeCascade, canonical_mean_shape, cluster_classes, fit_cascade, sample_clusters,
+                     shape_error, similarity_jitter)
 from .boxrefine import maybe_flipped
 from .shapes import from_canonical, landmark_box, to_canonical
 
@@ -91,13 +91,7 @@ def perturbed_shapes(shapes: np.ndarray, count: int, cfg, rng) -> np.ndarray:
     """``count`` copies of randomly chosen ``shapes`` (N, P, 2), each turned, scaled and
     shifted about its centroid by a random similarity."""
     picked = shapes[rng.integers(0, len(shapes), count)]
-    centre = picked.mean(axis=1, keepdims=True)
-    side = np.ptp(picked, axis=1).max(axis=1)[:, None, None]
-    angle = np.deg2rad(rng.uniform(-cfg.perturb_rotate_deg, cfg.perturb_rotate_deg, count))
-    scale = np.exp(rng.uniform(-cfg.perturb_scale, cfg.perturb_scale, count))
-    a, b = scale * np.cos(angle), scale * np.sin(angle)
-    shift = rng.uniform(-cfg.perturb_shift, cfg.perturb_shift, (count, 1, 2)) * side
-    return centre + rotate(picked - centre, a, b) + shift
+    return similarity_jitter(picked, rng, cfg.perturb_rotate_deg, cfg.perturb_scale, cfg.perturb_shift)
 
 
 def neighbour_table(canonical: np.ndarray, photos: list[str], rank: int) -> np.ndarray:
