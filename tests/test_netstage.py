@@ -116,3 +116,14 @@ def test_folding_the_batch_norms_keeps_the_function():
         fused = folded_batchnorm(net)(image, shape)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-4)
+
+
+def test_degradation_changes_only_the_chosen_inputs():
+    from tracker.netstage import degraded
+    rng = np.random.default_rng(3)
+    images = rng.normal(0, 1, (40, 1, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(degraded(images, 0.0, rng), images)
+    out = degraded(images, 1.0, rng)
+    assert out.shape == images.shape and out.dtype == np.float32
+    changed = np.abs(out - images).reshape(40, -1).max(axis=1) > 1e-3
+    assert changed.mean() > 0.8                   # nearly every input got at least one degradation

@@ -143,6 +143,7 @@ class CascadeConfig:
     net_scale: float = 0.03
     net_shift: float = 0.02
     net_contrast: bool = True          # net: random contrast gain on the inputs
+    net_degrade: float = 0.0           # net: chance an input is blurred / downscaled / JPEG'd / noised like video
     seed: int = 0
 
 

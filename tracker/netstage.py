@@ -150,6 +150,29 @@ class NetStage:
                    dict(data["state"]), bool(data.get("local", False)))
 
 
+def degraded(images: np.ndarray, chance: float, rng) -> np.ndarray:
+    """Network inputs (N, 1, S, S), each with probability ``chance`` made to look like a video
+    frame's face: blurred, or lower in resolution, JPEG-compressed and noisy (one of them or more)."""
+    out = images.copy()
+    size = images.shape[-1]
+    for i in np.flatnonzero(rng.random(len(images)) < chance):
+        image = out[i, 0]
+        if rng.random() < 0.5:
+            image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.5))
+        if rng.random() < 0.4:
+            small = max(8, int(size * rng.uniform(0.4, 0.8)))
+            image = cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (size, size),
+                               interpolation=cv2.INTER_LINEAR)
+        if rng.random() < 0.5:
+            pixels = np.clip(image * 48 + 128, 0, 255).astype(np.uint8)
+            _, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 80))])
+            image = (cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE).astype(np.float32) - 128) / 48
+        if rng.random() < 0.5:
+            image = image + rng.normal(0, rng.uniform(0.02, 0.15), image.shape).astype(np.float32)
+        out[i, 0] = image
+    return out
+
+
 def fit_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log=print, val=None) -> NetStage:
     """Train a :class:`NetStage` from ``shapes`` towards ``truths`` (crop px; L1 loss in input px).
 
@@ -183,6 +206,8 @@ def _trained_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log, 
             starts = similarity_jitter(shapes64[rows], rng, cfg.net_rotate_deg, cfg.net_scale, cfg.net_shift)
             images, local, matrices = stage.inputs(crops, image_of[rows], starts, target)
             goal = transform_points(truths64[rows], matrices) - local
+            if cfg.net_degrade:
+                images = degraded(images, cfg.net_degrade, rng)
             if cfg.net_contrast:
                 gain = np.exp(rng.uniform(-0.3, 0.3, (len(rows), 1, 1, 1))).astype(np.float32)
                 images = images * gain
