@@ -65,6 +65,18 @@ def _bilinear(image, x, y):
 
 
 @njit(cache=True, nogil=True)
+def _read_features(image, shape, a, b, anchors, offsets, out):
+    """Pixel values (F,) into ``out`` at the feature points of one shape, given its
+    similarity (a, b) from the mean frame."""
+    for f in range(anchors.shape[0]):
+        ox = offsets[f, 0]
+        oy = offsets[f, 1]
+        x = shape[anchors[f], 0] + a * ox - b * oy
+        y = shape[anchors[f], 1] + b * ox + a * oy
+        out[f] = _bilinear(image, x, y)
+
+
+@njit(cache=True, nogil=True)
 def shape_features(images, image_of, shapes, mean_centered, anchors, offsets, out):
     """Pixel values (N, F) at the feature points of each sample's current shape.
 
@@ -73,13 +85,7 @@ def shape_features(images, image_of, shapes, mean_centered, anchors, offsets, ou
     Points off the crop read its nearest edge pixel (bilinear, clamped)."""
     for i in range(shapes.shape[0]):
         a, b = similarity_to(mean_centered, shapes[i])
-        image = images[image_of[i]]
-        for f in range(anchors.shape[0]):
-            ox = offsets[f, 0]
-            oy = offsets[f, 1]
-            x = shapes[i, anchors[f], 0] + a * ox - b * oy
-            y = shapes[i, anchors[f], 1] + b * ox + a * oy
-            out[i, f] = _bilinear(image, x, y)
+        _read_features(images[image_of[i]], shapes[i], a, b, anchors, offsets, out[i])
     return out
 
 
@@ -120,21 +126,30 @@ def leaf_index(features_row, split_u, split_v, split_t, depth):
 
 
 @njit(cache=True, nogil=True)
+def _depth(n_leaves):
+    depth = 0
+    while (1 << depth) < n_leaves:
+        depth += 1
+    return depth
+
+
+@njit(cache=True, nogil=True)
+def _add_leaves(features_row, split_u, split_v, split_t, leaves, depth, out_row):
+    """Add each tree's leaf value (D,) for one sample into ``out_row``."""
+    for tree in range(split_u.shape[0]):
+        leaf = leaf_index(features_row, split_u[tree], split_v[tree], split_t[tree], depth)
+        for d in range(out_row.shape[0]):
+            out_row[d] += leaves[tree, leaf, d]
+
+
+@njit(cache=True, nogil=True)
 def forest_sum(features, split_u, split_v, split_t, leaves, out):
     """Sum over trees of each sample's leaf values: (N, D) into ``out`` (added to it).
 
     ``split_*`` (T, 2**depth - 1), ``leaves`` (T, 2**depth, D)."""
-    n_trees = split_u.shape[0]
-    n_leaves = leaves.shape[1]
-    depth = 0
-    while (1 << depth) < n_leaves:
-        depth += 1
-    dim = leaves.shape[2]
+    depth = _depth(leaves.shape[1])
     for i in range(features.shape[0]):
-        for tree in range(n_trees):
-            leaf = leaf_index(features[i], split_u[tree], split_v[tree], split_t[tree], depth)
-            for d in range(dim):
-                out[i, d] += leaves[tree, leaf, d]
+        _add_leaves(features[i], split_u, split_v, split_t, leaves, depth, out[i])
     return out
 
 
@@ -157,28 +172,15 @@ def stage_step(images, image_of, shapes, mean_centered, anchors, offsets, split_
     frame) turned and scaled onto the sample by the same similarity, added to the shape.
 
     Writes the moved shapes (N, P, 2) into ``out`` (which may be ``shapes`` itself)."""
-    n_points = shapes.shape[1]
-    n_trees = split_u.shape[0]
-    n_leaves = leaves.shape[1]
-    depth = 0
-    while (1 << depth) < n_leaves:
-        depth += 1
+    depth = _depth(leaves.shape[1])
     features = np.empty(anchors.shape[0], dtype=np.float32)
     delta = np.empty(leaves.shape[2], dtype=np.float64)
     for i in range(shapes.shape[0]):
         a, b = similarity_to(mean_centered, shapes[i])
-        image = images[image_of[i]]
-        for f in range(anchors.shape[0]):
-            ox = offsets[f, 0]
-            oy = offsets[f, 1]
-            features[f] = _bilinear(image, shapes[i, anchors[f], 0] + a * ox - b * oy,
-                                    shapes[i, anchors[f], 1] + b * ox + a * oy)
+        _read_features(images[image_of[i]], shapes[i], a, b, anchors, offsets, features)
         delta[:] = 0.0
-        for tree in range(n_trees):
-            leaf = leaf_index(features, split_u[tree], split_v[tree], split_t[tree], depth)
-            for d in range(delta.shape[0]):
-                delta[d] += leaves[tree, leaf, d]
-        for p in range(n_points):
+        _add_leaves(features, split_u, split_v, split_t, leaves, depth, delta)
+        for p in range(shapes.shape[1]):
             dx = delta[2 * p]
             dy = delta[2 * p + 1]
             out[i, p, 0] = shapes[i, p, 0] + a * dx - b * dy

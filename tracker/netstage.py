@@ -140,9 +140,9 @@ class NetStage:
         return out
 
     def to_dict(self) -> dict:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in self.state.items()}
         return {"kind": "net", "size": int(self.size), "span": float(self.span), "widths": list(self.widths),
-                "hidden": int(self.hidden), "local": bool(self.local), "state": {k: v.half() if v.is_floating_point() else v
-                                                       for k, v in self.state.items()}}
+                "hidden": int(self.hidden), "local": bool(self.local), "state": state}
 
     @classmethod
     def from_dict(cls, data: dict) -> "NetStage":
@@ -197,7 +197,6 @@ def _trained_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log, 
     steps = cfg.net_epochs * (len(shapes) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.net_lr, total_steps=max(steps, 1), pct_start=0.1)
     shapes64, truths64 = np.asarray(shapes, np.float64), np.asarray(truths, np.float64)
-    step = 0
     for epoch in range(cfg.net_epochs):
         began, net = time.perf_counter(), net.train()
         order, total = rng.permutation(len(shapes)), 0.0
@@ -217,7 +216,6 @@ def _trained_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log, 
             loss.backward()
             opt.step()
             sched.step()
-            step += 1
             total += float(loss.detach()) * len(rows)
         stage.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         stage._net = None

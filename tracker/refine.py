@@ -247,7 +247,7 @@ class ShapeCascade:
             image_of = np.arange(len(rows))
             part_crops, part = np.ascontiguousarray(crops[rows]), current[rows]
             for stage in self.cascades[cluster]:
-                part = stage.update(part_crops, image_of, part, mean_c).astype(np.float32)
+                part = np.asarray(stage.update(part_crops, image_of, part, mean_c), np.float32)
             current[rows] = part
         return transform_points(current.astype(np.float64), invert(matrices))
 
@@ -443,12 +443,14 @@ def fit_cascade(crops, image_of, starts, truths, mean_px, cfg: CascadeConfig, rn
     val_shapes = None if val is None else val[2].astype(np.float32)
     log({"stage": 0, "train_error": shape_error(shapes, truths, cfg.face_size),
          **({} if val is None else {"val_error": shape_error(val_shapes, val[3], cfg.face_size)})})
+    if cfg.net_stages:
+        from .netstage import fit_net_stage
     for index in range(cfg.net_stages + cfg.stages):
         start = time.perf_counter()
         if index < cfg.net_stages:
-            from .netstage import fit_net_stage
+            net_val = None if val is None else (val[0], val[1], val_shapes, val[3])
             stage = fit_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng,
-                                  log=lambda row: log({"stage": index + 1, **row}), val=None if val is None else (val[0], val[1], val_shapes, val[3]))
+                                  log=lambda row: log({"stage": index + 1, **row}), val=net_val)
         elif cfg.kind == "trees":
             stage = fit_stage(crops, image_of, shapes, truths, mean_px, cfg, rng)
         else:
