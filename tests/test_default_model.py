@@ -48,6 +48,34 @@ def test_landmarks_on_sample_frames(model, sample_clip):
     assert np.mean(errors) < 0.04 and max(errors) < 0.08
 
 
+class _Fixed:
+    """A detector that always returns the same rows."""
+
+    def __init__(self, name, rows):
+        self.name, self.rows = name, np.asarray(rows, np.float32).reshape(-1, 5)
+
+    def detect(self, image, upsample=None):
+        return self.rows
+
+
+def test_fallback_detector_only_on_still_images_the_chain_misses(model, sample_clip):
+    face_image = next(iter(VideoSource(sample_clip / "vid.mp4"))).image
+    box = [40, 40, 216, 216, 1.0]
+    nothing, found = _Fixed("dlib", []), _Fixed("cnn", box)
+    assert Landmarker(model, [nothing])(face_image) == []
+    with_fallback = Landmarker(model, [nothing], fallback=[found])
+    (est,) = with_fallback(face_image)
+    assert len(with_fallback.face_boxes(face_image)) == 0          # tracking scans never use it
+    # the fallback's box goes through its own calibration (the packaged model has one for the CNN)
+    cal = model.calibration.get("cnn")
+    assert cal is not None and np.allclose(with_fallback.face_boxes(face_image, fallback=True)[0],
+                                           with_fallback.calibrations["cnn"].apply(np.array(box)))
+    chain_first = Landmarker(model, [_Fixed("dlib", box)], fallback=[_Fixed("cnn", [0, 0, 50, 50, 1.0])])
+    assert np.allclose(chain_first.face_boxes(face_image, fallback=True)[0],
+                       chain_first.calibrations["dlib"].apply(np.array(box)))
+    assert est.landmarks.shape == (68, 2)
+
+
 def test_calibrate_landmark_boxes_fits_scale_only(model, sample_clip):
     from types import SimpleNamespace
     from tracker.train import calibrate_landmark_boxes

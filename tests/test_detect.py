@@ -8,9 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.detect import (BoxCalibration, Detector, DetectorUnavailable, DlibHogDetector,
-                            HaarDetector, default_detector, dlib_available, fit_calibration,
-                            iou, match_detections)
+from tracker.detect import (BoxCalibration, Detector, DetectorUnavailable, DlibCnnDetector,
+                            DlibHogDetector, HaarDetector, default_detector, detector_chain,
+                            dlib_available, fallback_detectors, fit_calibration, iou,
+                            match_detections)
+from tracker.shapes import landmark_box
 
 # ../shared beside the repository, or $FACETRACK_SHARED (as in conftest.py).
 SHARED = Path(os.environ.get("FACETRACK_SHARED",
@@ -157,6 +159,41 @@ def test_dlib_finds_one_and_four_faces():
     assert len(gray) == 1 and iou(gray[0], single[0]) > 0.5
     haar = HaarDetector().detect(_image("single_face.jpg"))
     assert match_detections(haar, single[0], min_iou=0.3) >= 0
+
+
+def _cnn_available() -> bool:
+    try:
+        DlibCnnDetector()
+    except DetectorUnavailable:
+        return False
+    return True
+
+
+@needs_dlib
+@pytest.mark.skipif(not AFW.is_dir(), reason=f"300-W subset not found at {AFW}")
+@pytest.mark.skipif(not dlib_available() or not _cnn_available(),
+                    reason="dlib's CNN detector weights (face-recognition-models) not installed")
+def test_cnn_fallback_finds_a_turned_face_the_chain_misses():
+    """A training face (AFW, turned away) that HOG and Haar both miss; the CNN finds it."""
+    path = AFW / "1372188757_1.jpg"
+    image, truth = cv2.imread(str(path)), landmark_box(_read_pts(path.with_suffix(".pts")))
+    for detector in detector_chain("auto", upsample=1):
+        assert match_detections(detector.detect(image), truth) < 0
+    (cnn,) = fallback_detectors("auto")
+    rows = cnn.detect(image)
+    _check_rows(rows)
+    assert match_detections(rows, truth) >= 0
+    assert len(cnn.detect(np.zeros((120, 120, 3), np.uint8))) == 0
+
+
+def test_fallback_names(monkeypatch):
+    assert fallback_detectors("none") == []
+    with pytest.raises(ValueError):
+        fallback_detectors("hog")
+    monkeypatch.setitem(sys.modules, "dlib", None)
+    assert fallback_detectors("auto") == []
+    with pytest.raises(DetectorUnavailable):
+        fallback_detectors("cnn")
 
 
 @pytest.mark.slow

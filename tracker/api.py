@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .config import TrackConfig, track_config
-from .detect import DetectorUnavailable, detector_chain
+from .detect import DetectorUnavailable, detector_chain, fallback_detectors
 from .engine import Engine, FaceResult, FrameResult, StageTimes
 from .errors import FacetrackError
 from .io.sources import as_bgr_image, open_source, read_image
@@ -49,7 +49,8 @@ class Tracker:
         self.model = model
         self.landmarker = Landmarker(model, _detectors(cfg.detector, cfg.upsample), self.device, top_k=cfg.top_k,
                                      passes=cfg.detect_passes, flip_average=cfg.flip_average,
-                                     keep_log_probs=self.config.temporal.enabled, refine=cfg.refine)
+                                     keep_log_probs=self.config.temporal.enabled, refine=cfg.refine,
+                                     fallback=_detectors(cfg.fallback, fallback=True))
         self._streams: weakref.WeakSet = weakref.WeakSet()
 
     def track(self, source, fps: float = 30.0) -> "TrackStream":
@@ -147,8 +148,8 @@ class TrackStream:
         self.close()
 
 
-def _detectors(name: str, upsample: int) -> list:
+def _detectors(name: str, upsample: int = 0, fallback: bool = False) -> list:
     try:
-        return detector_chain(name, upsample=upsample)
+        return fallback_detectors(name) if fallback else detector_chain(name, upsample=upsample)
     except DetectorUnavailable as exc:
         raise FacetrackError(str(exc)) from None

@@ -86,6 +86,8 @@ class TrackingConfig:
     decode_threads: int = 1            # FFmpeg threads decoding video (0: one per core)
     detector: str = "auto"             # auto (dlib, then Haar) | dlib | haar
     upsample: int = 1                  # dlib detector upsampling (1 finds faces down to ~40 px)
+    fallback: str = "auto"             # last resort on a still image the chain finds no face in: auto (dlib's CNN
+                                       # where it loads) | cnn | none
     redetect_every: int = 30           # frames between detector scans for new faces while tracking (0: never)
     scan_upsample: int = 0             # dlib upsampling for those scans (0: ~4x cheaper, faces over ~80 px)
     lost_confidence: float = 0.15      # a face whose confidence falls below this is lost
@@ -239,7 +241,8 @@ _ALLOWED = {
                   "threads": _Range(1), "decode_threads": _Range(0), "top_k": _Range(1)},
     TrackingConfig: {
         "batch_size": _Range(1), "queue_size": _Range(1), "threads": _Range(1), "decode_threads": _Range(0),
-        "detector": _one_of("auto", "dlib", "haar"), "upsample": _Range(0), "redetect_every": _Range(0),
+        "detector": _one_of("auto", "dlib", "haar"), "upsample": _Range(0),
+        "fallback": _one_of("auto", "cnn", "none"), "redetect_every": _Range(0),
         "scan_upsample": _Range(0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
     },

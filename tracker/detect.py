@@ -18,7 +18,7 @@ import numpy as np
 
 from tracker.shapes import box_center_size, landmark_box
 
-DETECTOR_NAMES = ("dlib", "haar")
+DETECTOR_NAMES = ("dlib", "haar", "cnn")
 
 
 class DetectorUnavailable(RuntimeError):
@@ -93,6 +93,36 @@ class DlibHogDetector(Detector):
                             np.asarray(scores, dtype=np.float32))
 
 
+def _cnn_weights() -> Path:
+    """dlib's MMOD CNN face detector weights, shipped by the face-recognition-models package
+    (located without importing it: its __init__ needs pkg_resources)."""
+    import importlib.util
+    spec = importlib.util.find_spec("face_recognition_models")
+    path = None if spec is None or not spec.submodule_search_locations else \
+        Path(list(spec.submodule_search_locations)[0]) / "models" / "mmod_human_face_detector.dat"
+    if path is None or not path.is_file():
+        raise DetectorUnavailable("dlib's CNN face detector needs the face-recognition-models package "
+                                  "(the 'dlib' extra)")
+    return path
+
+
+class DlibCnnDetector(Detector):
+    """dlib's MMOD CNN face detector: finds turned, dark and cut-off faces the HOG misses,
+    at ~0.3 s for a 256 px image on one core, so it is the last resort on still images."""
+
+    name = "cnn"
+
+    def __init__(self, upsample: int = 0):
+        self.upsample = int(upsample)
+        self._detector = _import_dlib().cnn_face_detection_model_v1(str(_cnn_weights()))
+
+    def detect(self, image: np.ndarray, upsample: int | None = None) -> np.ndarray:
+        found = self._detector(_as_rgb_or_gray(image), self.upsample if upsample is None else int(upsample))
+        boxes = [(d.rect.left(), d.rect.top(), d.rect.right() + 1, d.rect.bottom() + 1) for d in found]
+        return _sorted_rows(np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+                            np.asarray([d.confidence for d in found], dtype=np.float32))
+
+
 class HaarDetector(Detector):
     """OpenCV's bundled Viola-Jones frontal cascade; score = number of merged neighbours."""
 
@@ -132,9 +162,10 @@ def dlib_available() -> bool:
 
 
 def default_detector(name: str = "auto", upsample: int = 1) -> Detector:
-    """A detector by name: 'dlib', 'haar', or 'auto' (dlib when importable, else haar).
+    """A detector by name: 'dlib', 'haar', 'cnn', or 'auto' (dlib when importable, else haar).
 
-    ``upsample`` applies to dlib only (0 is about 4x faster and finds faces over 80 px).
+    ``upsample`` applies to dlib's HOG only (0 is about 4x faster and finds faces over 80 px);
+    the CNN runs at its own upsample 0.
     """
     if name == "auto":
         name = "dlib" if dlib_available() else "haar"
@@ -142,6 +173,8 @@ def default_detector(name: str = "auto", upsample: int = 1) -> Detector:
         return DlibHogDetector(upsample=upsample)
     if name == "haar":
         return HaarDetector()
+    if name == "cnn":
+        return DlibCnnDetector()
     raise ValueError(f"unknown detector {name!r}; choose from {DETECTOR_NAMES + ('auto',)}")
 
 
@@ -150,6 +183,21 @@ def detector_chain(name: str = "auto", upsample: int = 1) -> list[Detector]:
     if name == "auto":
         return [DlibHogDetector(upsample=upsample), HaarDetector()] if dlib_available() else [HaarDetector()]
     return [default_detector(name, upsample=upsample)]
+
+
+def fallback_detectors(name: str = "auto") -> list[Detector]:
+    """The last resort for still images when the chain finds nothing: 'auto' is dlib's CNN
+    where it can load (else none), 'cnn' insists on it, 'none' has none."""
+    if name == "none":
+        return []
+    if name == "auto":
+        try:
+            return [DlibCnnDetector()]
+        except DetectorUnavailable:
+            return []
+    if name == "cnn":
+        return [DlibCnnDetector()]
+    raise ValueError(f"unknown fallback detector {name!r}; choose from auto, cnn, none")
 
 
 # ----------------------------------------------------------------------------- boxes

@@ -51,11 +51,12 @@ class Landmarker:
 
     def __init__(self, model: LandmarkModel, detectors: Sequence[Detector] = (), device="cpu",
                  top_k: int = 50, passes: int = 2, flip_average: bool = False, keep_log_probs: bool = False,
-                 refine: bool = True):
+                 refine: bool = True, fallback: Sequence[Detector] = ()):
         self.model = model
         self.cascade = model.cascade if refine else None   # the regressors after the classifier
         self.box_refiner = model.box_refiner if refine else None   # detection refinement before it
         self.detectors = list(detectors)
+        self.fallback = list(fallback)             # tried on still images when the detectors find nothing
         self.device = torch.device(device)
         self.top_k = top_k
         self.passes = passes
@@ -63,7 +64,7 @@ class Landmarker:
         self.keep_log_probs = keep_log_probs       # the full distribution, for the HMM
         self.calibrations = {d.name: BoxCalibration.from_dict(model.calibration[d.name])
                              if d.name in model.calibration else BoxCalibration.identity(d.name)
-                             for d in self.detectors}
+                             for d in self.detectors + self.fallback}
         # Our own estimates run slightly small; this maps their box to the face box (facetrack calibrate).
         self.landmark_calibration = BoxCalibration.from_dict(model.calibration[LANDMARK_BOXES]) \
             if LANDMARK_BOXES in model.calibration else BoxCalibration.identity(LANDMARK_BOXES)
@@ -71,12 +72,13 @@ class Landmarker:
         self.crop_size = model.model_config.crop_size
         self.margin = model.model_config.margin
 
-    def face_boxes(self, image: np.ndarray, upsample: int | None = None) -> np.ndarray:
-        """Faces as calibrated square boxes (N, 4), best first, from the first detector that finds any."""
+    def face_boxes(self, image: np.ndarray, upsample: int | None = None, fallback: bool = False) -> np.ndarray:
+        """Faces as calibrated square boxes (N, 4), best first, from the first detector that finds any
+        (the fallback detectors last, when ``fallback``)."""
         if not self.detectors:
             raise RuntimeError("this Landmarker has no detector; pass boxes to from_boxes()")
-        for detector in self.detectors:
-            rows = detector.detect(image, upsample)
+        for detector in self.detectors + (self.fallback if fallback else []):
+            rows = detector.detect(image, None if detector in self.fallback else upsample)
             if len(rows):
                 return self.calibrations[detector.name].apply(rows).reshape(-1, 4)
         return np.zeros((0, 4))
@@ -145,4 +147,5 @@ class Landmarker:
                 for i in range(len(boxes))]
 
     def __call__(self, image: np.ndarray) -> list[FaceEstimate]:
-        return self.from_boxes(image, self.face_boxes(image))
+        """The faces of a still image, the fallback detectors tried when the others find none."""
+        return self.from_boxes(image, self.face_boxes(image, fallback=True))

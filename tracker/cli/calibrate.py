@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..errors import OutputError
+from ..errors import OutputError, UsageError
 from .common import EXIT_OK, command_parser, run_command
 
 SUMMARY = "refit a model's detector box calibrations and HMM transitions on its training split"
@@ -14,6 +14,8 @@ def parser(prog: str = "facetrack calibrate"):
                              "the box of the model's own estimates on its validation split; build the HMM's "
                              "pose-neighbour transitions; store them in the model file.")
     p.add_argument("--model", help="model file to update (default: the packaged one)")
+    p.add_argument("--detectors", help="comma-separated detectors to refit (e.g. cnn), leaving the rest of the "
+                                       "file as it is (default: refit everything)")
     p.add_argument("--out", help="write the updated model here instead of in place")
     return p
 
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None, prog: str = "facetrack calibrate") -> in
 def _calibrate(argv: list[str], prog: str) -> int:
     from ..config import TemporalConfig, config_from_dict
     from ..data import load_faces, split_by_photo
+    from ..detect import DETECTOR_NAMES
     from ..hmm import pose_transitions
     from ..model import DEFAULT_MODEL, load_model
     from ..train import calibrate_detectors, calibrate_landmark_boxes
@@ -34,15 +37,25 @@ def _calibrate(argv: list[str], prog: str) -> int:
     cfg = config_from_dict(model.config)
     faces, val_faces = split_by_photo(load_faces(cfg.data.root, cfg.data.train_sets), cfg.data.val_fraction,
                                       cfg.data.split_seed)
-    model.calibration, model.meta["calibration_fit"] = calibrate_detectors(faces)
-    model.calibration["landmarks"], model.meta["calibration_fit"]["landmarks"] = \
-        calibrate_landmark_boxes(model, val_faces)
-    model.transitions = pose_transitions(model.templates, TemporalConfig().neighbours).to_dict()
+    if args.detectors:
+        names = [n.strip() for n in args.detectors.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(DETECTOR_NAMES))
+        if unknown:
+            raise UsageError(f"unknown detector {unknown[0]!r}; choose from {', '.join(DETECTOR_NAMES)}")
+        fitted, stats = calibrate_detectors(faces, names)
+        model.calibration.update(fitted)
+        model.meta.setdefault("calibration_fit", {}).update(stats)
+    else:
+        model.calibration, model.meta["calibration_fit"] = calibrate_detectors(faces)
+        model.calibration["landmarks"], model.meta["calibration_fit"]["landmarks"] = \
+            calibrate_landmark_boxes(model, val_faces)
+        model.transitions = pose_transitions(model.templates, TemporalConfig().neighbours).to_dict()
     out = args.out or args.model
     try:
         model.save(out)
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
-    for name, stats in model.meta["calibration_fit"].items():
+    for name, stats in model.meta["calibration_fit"].items() if not args.detectors else \
+            ((n, model.meta["calibration_fit"][n]) for n in names):
         print(f"{name}: {json.dumps(stats)}")
     return EXIT_OK

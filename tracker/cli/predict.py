@@ -15,6 +15,9 @@ def parser(prog: str = "facetrack predict"):
     p.add_argument("--model", help="model file (default: the packaged model)")
     p.add_argument("--detector", default="auto", choices=("auto", "dlib", "haar"),
                    help="auto: dlib's HOG detector, OpenCV's Haar cascade where dlib finds nothing")
+    p.add_argument("--fallback", default="auto", choices=("auto", "cnn", "none"),
+                   help="where those find no face: dlib's CNN detector (auto: on image inputs when it loads, "
+                        "~0.3 s a 256 px image; not on video frames unless 'cnn')")
     p.add_argument("--upsample", type=int_at_least(0), default=1,
                    help="dlib detector upsampling (0 is 4x faster, finds faces over 80 px)")
     p.add_argument("--passes", type=int_at_least(1), default=2,
@@ -41,8 +44,9 @@ def _predict(argv: list[str], prog: str) -> int:
     from ..io.sources import ImageSource, open_source
     args = parser(prog).parse_args(argv)
     source = open_source(args.input)
+    fallback = "none" if args.fallback == "auto" and not isinstance(source, ImageSource) else args.fallback
     tracker = Tracker(args.model, args.device, temporal=False, threads=args.threads, detector=args.detector,
-                      upsample=args.upsample, detect_passes=args.passes, top_k=args.top_k,
+                      fallback=fallback, upsample=args.upsample, detect_passes=args.passes, top_k=args.top_k,
                       flip_average=args.flip_average, refine=not args.no_refine)
     extra = ("file",) if isinstance(source, ImageSource) else ()
     total = len(source) if isinstance(source, ImageSource) else source.frame_count
