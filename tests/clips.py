@@ -73,3 +73,43 @@ def damage(path, out, start_fraction: float, length: int | None = None, seed: in
         data[start:start + length] = np.random.default_rng(seed).integers(0, 256, length, dtype=np.uint8).tobytes()
     Path(out).write_bytes(bytes(data))
     return Path(out)
+
+
+def _letterboxed(image: np.ndarray, points: np.ndarray, size=(640, 360)) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` scaled to fit ``size`` (w, h) and centred on black, and its points moved along."""
+    w, h = size
+    scale = min(w / image.shape[1], h / image.shape[0])
+    resized = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    x0, y0 = (w - resized.shape[1]) // 2, (h - resized.shape[0]) // 2
+    canvas = np.zeros((h, w, 3), np.uint8)
+    canvas[y0:y0 + resized.shape[0], x0:x0 + resized.shape[1]] = resized
+    ratio = np.array([resized.shape[1] / image.shape[1], resized.shape[0] / image.shape[0]])
+    return canvas, (points + 0.5) * ratio - 0.5 + np.array([x0, y0])
+
+
+# (clip, first frame, end frame) pieces, 0-based; "still" is a photo held for a second.
+MULTI_SHOT_PIECES = (("wolfganglanger", 0, 120), ("pyfeat_single_face", 0, 36), ("wolfganglanger", 120, 260),
+                     ("still", 0, 24), ("pyfeat_single_face", 36, 72), ("wolfganglanger", 260, 472))
+
+
+def multi_shot_frames(videos: Path, still: Path):
+    """The shared clips cut into pieces and interleaved, with a still photo (``still``, a
+    .jpg beside its .pts) held for 24 frames: (frames, points per frame, piece per frame,
+    (clip, frame index) per frame). All 640 x 360."""
+    from tracker.io.annotations import read_pts
+    decoded = {name: [f.image for f in VideoSource(videos / name / "vid.mp4")]
+               for name in {p[0] for p in MULTI_SHOT_PIECES if p[0] != "still"}}
+    photo, photo_points = _letterboxed(cv2.imread(str(still)), read_pts(still.with_suffix(".pts")))
+    frames, points, piece_of, origin = [], [], [], []
+    for piece, (name, start, end) in enumerate(MULTI_SHOT_PIECES):
+        for i in range(start, end):
+            if name == "still":
+                frames.append(photo)
+                points.append(photo_points)
+            else:
+                frames.append(decoded[name][i])
+                points.append(read_pts(videos / name / "annot" / f"{i + 1:06d}.pts"))
+            piece_of.append(piece)
+            origin.append((name, i))
+    return frames, points, piece_of, origin

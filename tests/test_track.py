@@ -100,7 +100,8 @@ def test_two_faces_keep_their_ids_and_a_lost_face_comes_back(tmp_path):
     # still reported, under its id, with the classifier's low confidence.
     assert track(path, "--csv", tmp_path / "h.csv", "--set", "tracking.redetect_every=4") == 0
     held = [r for r in read_landmark_csv(tmp_path / "h.csv") if 14 <= r.frame <= 16 and r.face_id in right_ids]
-    assert len(held) == 3 and all(r.confidence < 0.15 for r in held)
+    from tracker.config import TrackingConfig
+    assert len(held) == 3 and all(r.confidence < TrackingConfig().lost_confidence for r in held)
 
 
 def test_image_folder_and_overlay_of_mixed_sizes(tmp_path):

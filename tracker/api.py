@@ -16,6 +16,7 @@ from .config import TrackConfig, track_config
 from .detect import DetectorUnavailable, detector_chain, fallback_detectors
 from .engine import Engine, FaceResult, FrameResult, StageTimes
 from .errors import FacetrackError
+from .identity import FaceIdentity
 from .io.sources import as_bgr_image, open_source, read_image
 from .io.table import LandmarkTable, read_landmarks
 from .landmarker import Landmarker
@@ -73,7 +74,9 @@ class Tracker:
     def new_engine(self) -> Engine:
         """A fresh tracking engine over this tracker's landmarker (one per stream)."""
         temporal = self.config.temporal
-        return Engine(self.landmarker, self.config.tracking, hold_frames=temporal.hold_frames if temporal.enabled else 0,
+        cfg = self.config.tracking
+        identity = FaceIdentity() if cfg.cuts == "auto" and FaceIdentity.available() else None
+        return Engine(self.landmarker, cfg, identity=identity, hold_frames=temporal.hold_frames if temporal.enabled else 0,
                       regress=not temporal.enabled)
 
     def new_temporal_stage(self, live: bool) -> TemporalStage | None:
@@ -113,7 +116,7 @@ class TrackStream:
                 stage.times = self.engine.times       # "regress" seconds (also inside "temporal")
         cfg = tracker.config.tracking
         self._results = track_frames(source, self.engine, cfg.batch_size, cfg.queue_size, cfg.latency or self.live,
-                                     self.temporal)
+                                     self.temporal, cuts=cfg.cuts)
 
     @property
     def times(self) -> StageTimes:

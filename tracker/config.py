@@ -88,9 +88,10 @@ class TrackingConfig:
     upsample: int = 1                  # dlib detector upsampling (1 finds faces down to ~40 px)
     fallback: str = "auto"             # last resort on a still image the chain finds no face in: auto (dlib's CNN
                                        # where it loads) | cnn | none
+    cuts: str = "auto"                 # shot changes: auto (detected) | every_frame (unrelated photos) | never
     redetect_every: int = 30           # frames between detector scans for new faces while tracking (0: never)
     scan_upsample: int = 0             # dlib upsampling for those scans (0: ~4x cheaper, faces over ~80 px)
-    lost_confidence: float = 0.15      # a face whose confidence falls below this is lost
+    lost_confidence: float = 0.5       # a face whose confidence (probability it is right) falls below this is lost
     refine_drift: float = 0.04         # classify again when the landmarks moved this far from the crop (box sides)
     detect_passes: int = 2             # classifier passes on a fresh detection
     max_faces: int = 8
@@ -242,7 +243,8 @@ _ALLOWED = {
     TrackingConfig: {
         "batch_size": _Range(1), "queue_size": _Range(1), "threads": _Range(1), "decode_threads": _Range(0),
         "detector": _one_of("auto", "dlib", "haar"), "upsample": _Range(0),
-        "fallback": _one_of("auto", "cnn", "none"), "redetect_every": _Range(0),
+        "fallback": _one_of("auto", "cnn", "none"), "cuts": _one_of("auto", "every_frame", "never"),
+        "redetect_every": _Range(0),
         "scan_upsample": _Range(0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
     },

@@ -3,9 +3,16 @@
 A face found by the detector becomes a *track*. On the next frames its crop is cut
 around the box of its previous landmarks (moved by the box's recent velocity), so the
 detector is not run on every frame. Crops of several frames and faces go through the
-classifier in one call. A track is lost when the classifier's own confidence (softmax
-mass near its estimate) falls below ``lost_confidence``; the detector then scans that
+classifier in one call. A track is lost when its confidence (the calibrated probability
+that the estimate is right, :mod:`tracker.confidence`) falls below ``lost_confidence``; the detector then scans that
 frame, as it does every ``redetect_every`` frames for faces that entered the view.
+
+A frame marked as a cut (:mod:`tracker.cuts`) starts a new shot: every track ends (nothing
+is followed across it, no batch spans it), and the detector scans the frame at the
+fresh-detection setting, with the still-image fallback for image files. A face the scan
+finds gets the id of a face of an earlier shot only when dlib's face recognition says
+it is the same person (:mod:`tracker.identity`, asked at cuts only; without dlib, never);
+an id lost before a cut is never given by position to a face after it.
 """
 from __future__ import annotations
 
@@ -20,19 +27,21 @@ import numpy as np
 
 from .config import TrackingConfig
 from .detect import iou
+from .identity import SAME_PERSON
 from .io.sources import Frame
 from .landmarker import Landmarker
-from .shapes import box_center_size, from_canonical, landmark_box
+from .shapes import box_drift, from_canonical, landmark_box
 
 SAME_FACE_IOU = 0.3        # a detection overlapping a tracked face this much is that face
 DUPLICATE_IOU = 0.5        # two tracks overlapping this much follow the same face
+IDENTITY_MEMORY = 10       # a lost face known by its identity descriptor is kept this many times longer
 
 
 @dataclass(frozen=True)
 class FaceResult:
     face_id: int
     landmarks: np.ndarray      # (68, 2) pixels
-    confidence: float          # posterior mass of classes within tau of the estimate
+    confidence: float          # probability the estimate is within the failure threshold (tracker.confidence)
     box: np.ndarray            # (4,) square box the crop was cut around
     classes: np.ndarray        # top-k class ids, most probable first
     probs: np.ndarray          # their probabilities (renormalised over the k)
@@ -77,6 +86,9 @@ class Track:
     last_frame: int
     followed: int = 0          # frames followed since the detector started it
     low: int = 0               # consecutive frames with confidence below the loss threshold
+    shot: int = 0              # the shot (count of cuts before it) it was seen in
+    landmarks: np.ndarray | None = None   # its latest estimate (for an identity check at a cut)
+    descriptor: np.ndarray | None = None  # who it is (tracker.identity), taken at cuts only
 
 
 @dataclass
@@ -91,18 +103,11 @@ class StageTimes:
         self.counts[stage] += count
 
 
-def box_drift(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """How far ``new`` boxes moved from ``old`` ones: max of centre shift and log-scale change, in box sides."""
-    c0, s0 = box_center_size(old)
-    c1, s1 = box_center_size(new)
-    return np.maximum(np.linalg.norm(c1 - c0, axis=-1) / s0, np.abs(np.log(s1 / s0)))
-
-
 class Engine:
     """Stateful face tracking over a stream of frames (call :meth:`process` in order)."""
 
     def __init__(self, landmarker: Landmarker, cfg: TrackingConfig = TrackingConfig(), hold_frames: int = 0,
-                 regress: bool = True):
+                 regress: bool = True, identity=None):
         """``hold_frames``: how long a face with low confidence is kept (its box frozen) before
         it counts as lost; worth it only when the HMM carries the pose through (occlusion).
         ``regress``: apply the landmarker's regressors to each frame's estimates (off when a
@@ -112,6 +117,7 @@ class Engine:
         self.cfg = cfg
         self.hold_frames = hold_frames
         self.regress = regress
+        self.identity = identity              # a tracker.identity.FaceIdentity, or None: no id crosses a cut
         self.times = StageTimes()
         self.reset()
 
@@ -121,7 +127,9 @@ class Engine:
         self.next_id = 0
         self.frames_seen = 0
         self.last_scan = -10 ** 9
+        self.shot = 0                         # cuts seen so far
         self._shape = None                    # frame size of the current scene
+        self._last_image = None               # the latest frame (the tracks' side of a cut)
 
     # ------------------------------------------------------------------ public
 
@@ -130,19 +138,24 @@ class Engine:
         frames = list(frames)
         results: list[FrameResult] = []
         while frames:
-            self._new_scene_if_resized(frames[0])
+            self._new_shot_if_cut(frames[0])
             limit = self._frames_to_next_scan() if self._velocities_known() else 1
-            chunk = list(itertools.takewhile(lambda f: f.image.shape[:2] == self._shape, frames[:limit]))
+            chunk = frames[:1] + list(itertools.takewhile(
+                lambda f: not f.cut and f.image.shape[:2] == self._shape, frames[1:limit]))
             done = self._follow(chunk)
             results += done
             frames = frames[len(done):]
         return results
 
-    def _new_scene_if_resized(self, frame: Frame) -> None:
-        """A frame of another size (a folder of unrelated photos) is a new scene: nothing is followed into it."""
+    def _new_shot_if_cut(self, frame: Frame) -> None:
+        """A cut, or a frame of another size, starts a new shot: every track ends there."""
         shape = frame.image.shape[:2]
-        if self._shape is not None and self._shape != shape:
-            self.tracks, self.lost = [], []
+        if self._shape is not None and (frame.cut or self._shape != shape):
+            if self.identity is not None and not frame.name:
+                self._describe(self.tracks)
+            self.lost += self.tracks
+            self.tracks = []
+            self.shot += 1
         self._shape = shape
 
     # ------------------------------------------------------------------ scheduling
@@ -165,11 +178,14 @@ class Engine:
     # ------------------------------------------------------------------ following
 
     def _classify(self, crops: np.ndarray, boxes: np.ndarray):
+        """Posterior, landmarks, confidence, and the box each face goes to next."""
         start = time.perf_counter()
         post, canon = self.landmarker.classify_crops(crops)
-        conf = self.landmarker.confidence(post, canon)
+        points = from_canonical(canon, boxes)
+        next_boxes = self.landmarker.box_from_landmarks(points)
+        conf, _ = self.landmarker.confidence(post, canon, box_drift(boxes, next_boxes))
         self.times.add("classify", time.perf_counter() - start, len(crops))
-        return post, from_canonical(canon, boxes), conf
+        return post, points, conf, next_boxes
 
     def _crops(self, frames: Sequence[Frame], boxes: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
@@ -189,16 +205,14 @@ class Engine:
             steps = np.arange(1, n_frames + 1)[:, None, None]
             boxes = np.stack([t.box for t in self.tracks])[None] + steps * np.stack([t.velocity for t in self.tracks])[None]
             flat_boxes = boxes.reshape(-1, 4)
-            post, points, conf = self._classify(self._crops(chunk, boxes), flat_boxes)
-            next_boxes = self.landmarker.box_from_landmarks(points)     # where each face goes next
+            post, points, conf, next_boxes = self._classify(self._crops(chunk, boxes), flat_boxes)
             redo = np.flatnonzero(box_drift(flat_boxes, next_boxes) > self.cfg.refine_drift)
             if len(redo):
                 new_boxes = next_boxes[redo]
                 frame_of = redo // n_tracks
                 crops = np.concatenate([self.landmarker.crops(chunk[f].image, b[None]) for f, b in zip(frame_of, new_boxes)])
-                p2, pts2, c2 = self._classify(crops, new_boxes)
-                flat_boxes[redo], points[redo], conf[redo] = new_boxes, pts2, c2
-                next_boxes[redo] = self.landmarker.box_from_landmarks(pts2)
+                p2, pts2, c2, next2 = self._classify(crops, new_boxes)
+                flat_boxes[redo], points[redo], conf[redo], next_boxes[redo] = new_boxes, pts2, c2, next2
                 post.classes[redo], post.probs[redo] = p2.classes, p2.probs
                 if post.log_probs is not None:
                     post.log_probs[redo] = p2.log_probs
@@ -216,11 +230,13 @@ class Engine:
                     track.low = 0
                     faces.append(face)
                     self._update(track, next_boxes[i])
+                    track.landmarks = points[i]
             self.frames_seen += 1
             faces = self._drop_duplicates(faces)
-            if uncertain or self._scan_due():
+            if uncertain or frame.cut or self._scan_due():
                 faces += self._scan(frame, faces, uncertain)
             results.append(FrameResult(frame, tuple(sorted(faces, key=lambda f: f.face_id))))
+            self._last_image = frame.image
             if uncertain:
                 break          # the chunk's later crops were cut around boxes that are now stale
         return results
@@ -277,11 +293,14 @@ class Engine:
         its crop frozen, then lost.
         """
         start = time.perf_counter()
-        # While faces are followed, a scan for newcomers uses the cheaper setting.
-        boxes = self.landmarker.face_boxes(frame.image, self.cfg.scan_upsample if tracked and not uncertain else None)
+        # While faces are followed, a scan for newcomers uses the cheaper setting; an image
+        # file starting a shot gets the still-image fallback too.
+        boxes = self.landmarker.face_boxes(frame.image, self.cfg.scan_upsample if tracked and not uncertain else None,
+                                           fallback=frame.cut and bool(frame.name))
         self.times.add("detect", time.perf_counter() - start)
         self.last_scan = self.frames_seen
-        self.lost = [t for t in self.lost if self.frames_seen - t.last_frame <= self.cfg.forget_after]
+        self.lost = [t for t in self.lost if self.frames_seen - t.last_frame <=
+                     self.cfg.forget_after * (IDENTITY_MEMORY if t.descriptor is not None else 1)]
         taken = [landmark_box(f.landmarks) for f in tracked]
         boxes = [b for b in boxes if not any(iou(b, t) > SAME_FACE_IOU for t in taken)]
         boxes = boxes[:max(0, self.cfg.max_faces - len(tracked))]
@@ -303,15 +322,45 @@ class Engine:
         estimates = self.landmarker.from_boxes(frame.image, np.stack(boxes), regress=self.regress)
         self.times.add("classify", time.perf_counter() - start, len(boxes) * max(1, self.landmarker.passes))
         new_faces = []
+        known = [t for t in self.lost if t.descriptor is not None]
+        across, descriptors = self._ids_by_identity(frame, estimates, known) if frame.cut and known else ({}, {})
         for index, est in enumerate(estimates):
             box = self.landmarker.box_from_landmarks(est.landmarks if est.classified is None else est.classified)
-            face_id = next((fid for fid, k in found.items() if k == index), None)
+            face_id = next((fid for fid, k in found.items() if k == index), across.get(index))
             face_id = self._id_for(box) if face_id is None else face_id
-            track = Track(face_id, box, np.zeros(4), self.frames_seen)
+            track = Track(face_id, box, np.zeros(4), self.frames_seen, shot=self.shot, landmarks=est.landmarks,
+                          descriptor=descriptors.get(index))
             # An unconvincing detection is reported but not followed; its id waits in `lost`.
             (self.tracks if est.confidence >= self.cfg.lost_confidence else self.lost).append(track)
             new_faces.append(FaceResult.from_estimate(est, face_id))
         return held + new_faces
+
+    def _describe(self, tracks: list[Track]) -> None:
+        """Give each track without one its identity descriptor, from the latest frame."""
+        start = time.perf_counter()
+        for track in tracks:
+            if track.descriptor is None and track.landmarks is not None and self._last_image is not None:
+                track.descriptor = self.identity.descriptor(self._last_image, track.landmarks)
+        self.times.add("identity", time.perf_counter() - start)
+
+    def _ids_by_identity(self, frame: Frame, estimates, known: list[Track]) -> tuple[dict, dict]:
+        """For the faces found on a cut's frame: {index: id} of the faces of earlier shots they
+        are (under dlib's threshold; where a face was first, then the nearest), and {index: descriptor}."""
+        start = time.perf_counter()
+        descriptors = {i: self.identity.descriptor(frame.image, e.landmarks) for i, e in enumerate(estimates)}
+        # Pairs at the same place first (two faces of one person, or a false cut), then the nearest.
+        pairs = sorted((iou(landmark_box(estimates[i].landmarks), t.box) <= SAME_FACE_IOU,
+                        float(np.linalg.norm(d - t.descriptor)), i, k)
+                       for i, d in descriptors.items() for k, t in enumerate(known))
+        out: dict[int, int] = {}
+        used: set[int] = set()
+        for _, distance, i, k in pairs:
+            if distance < SAME_PERSON and i not in out and k not in used:
+                out[i] = known[k].face_id
+                used.add(k)
+                self.lost = [t for t in self.lost if t is not known[k]]
+        self.times.add("identity", time.perf_counter() - start)
+        return out, descriptors
 
     @staticmethod
     def _found_again(boxes: list, uncertain) -> dict[int, int]:
@@ -324,11 +373,13 @@ class Engine:
         return found
 
     def _id_for(self, box: np.ndarray) -> int:
-        """The id of a recently lost face at this place, else a new one."""
-        if self.lost:
-            overlaps = [iou(box, t.box) for t in self.lost]
+        """The id of a face recently lost at this place in this shot, else a new one."""
+        here = [t for t in self.lost if t.shot == self.shot]
+        if here:
+            overlaps = [iou(box, t.box) for t in here]
             best = int(np.argmax(overlaps))
             if overlaps[best] > SAME_FACE_IOU:
-                return self.lost.pop(best).face_id
+                self.lost.remove(here[best])
+                return here[best].face_id
         self.next_id += 1
         return self.next_id - 1

@@ -16,7 +16,7 @@ from .detect import BoxCalibration, Detector
 from .model import LandmarkModel
 from .posterior import Posterior, expected_shape, top_k_posterior
 from .poses import rms_distance
-from .shapes import MIRROR, from_canonical, landmark_box
+from .shapes import MIRROR, box_drift, from_canonical, landmark_box
 
 
 LANDMARK_BOXES = "landmarks"       # calibration key for boxes made from our own estimates
@@ -31,6 +31,7 @@ class FaceEstimate:
     probs: np.ndarray          # their probabilities, renormalised over the top k
     log_probs: np.ndarray | None = None   # (K,) log-softmax over all classes, when kept
     classified: np.ndarray | None = None  # (68, 2) the classifier's own estimate, when regressors moved it
+    features: np.ndarray | None = None    # the confidence's features (tracker.confidence), when asked for
 
 
 def posterior_confidence(post: Posterior, templates: np.ndarray, estimate: np.ndarray, tau: float) -> np.ndarray:
@@ -112,9 +113,16 @@ class Landmarker:
                                                              self.model.templates))) / 2
         return post, canon
 
-    def confidence(self, post: Posterior, canon: np.ndarray) -> np.ndarray:
-        """The classifier's confidence in each estimate (see :func:`posterior_confidence`)."""
-        return posterior_confidence(post, self.model.templates, canon, self.model.tau)
+    def confidence(self, post: Posterior, canon: np.ndarray, drift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(confidence (N,), features (N, F)) of each estimate: with the model's confidence
+        calibration, the probability that the face is within the failure threshold
+        (:mod:`tracker.confidence`); without, the posterior mass near the estimate.
+        ``drift``: how far the landmarks' box moved from the crop's box (box sides)."""
+        from .confidence import posterior_features
+        near = posterior_confidence(post, self.model.templates, canon, self.model.tau)
+        features = posterior_features(post, canon, self.model.templates, near, drift)
+        calibration = self.model.confidence
+        return (near if calibration is None else calibration.probability(features)), features
 
     def regress(self, image: np.ndarray, points: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Landmarks (N, 68, 2) moved by the cascade of each face's pose class (as they are without one)."""
@@ -122,8 +130,10 @@ class Landmarker:
             return points
         return self.cascade.refine(image, points, classes)
 
-    def from_boxes(self, image: np.ndarray, boxes: np.ndarray, regress: bool = True) -> list[FaceEstimate]:
-        """Faces in ``boxes``: ``passes`` classifier passes, then the regressors (unless ``regress`` is false).
+    def from_boxes(self, image: np.ndarray, boxes: np.ndarray, regress: bool = True,
+                   features: bool = False) -> list[FaceEstimate]:
+        """Faces in ``boxes``: ``passes`` classifier passes, then the regressors (unless ``regress`` is false);
+        ``features`` keeps the confidence's features on each estimate.
 
         Each pass after the first crops around the box the previous pass suggests: the
         detection refinement's box after the first (when the model has one), else the box
@@ -138,12 +148,13 @@ class Landmarker:
             last_boxes = boxes
             boxes = self.box_from_landmarks(points) if embeddings is None else \
                 self.box_refiner.apply(embeddings[0], boxes)
-        conf = self.confidence(post, canon)
+        conf, feats = self.confidence(post, canon, box_drift(last_boxes, self.box_from_landmarks(points)))
         final = self.regress(image, points, post.classes[:, 0]) if regress else points
         return [FaceEstimate(box=last_boxes[i], landmarks=final[i], confidence=float(conf[i]),
                              classes=post.classes[i], probs=post.probs[i],
                              log_probs=None if post.log_probs is None else post.log_probs[i],
-                             classified=points[i] if final is not points else None)
+                             classified=points[i] if final is not points else None,
+                             features=feats[i] if features else None)
                 for i in range(len(boxes))]
 
     def __call__(self, image: np.ndarray) -> list[FaceEstimate]:

@@ -80,6 +80,7 @@ class LandmarkModel:
     transitions: dict | None = None     # HMM pose-neighbour graph: indptr, indices, log_weight, n, sigma
     cascade: object | None = None       # tracker.refine.ShapeCascade from the companion .refine.pt file
     box_refiner: object | None = None   # tracker.boxrefine.BoxRefiner from the same file
+    confidence: object | None = None    # tracker.confidence.ConfidenceCalibration from NAME.confidence.json
 
     @property
     def model_config(self) -> ModelConfig:
@@ -117,6 +118,24 @@ def refine_path(model_path) -> Path:
     """The companion file of a model that holds its regressors: ``NAME.refine.pt`` beside ``NAME.pt``."""
     path = Path(model_path)
     return path.with_name(path.stem + ".refine.pt")
+
+
+def confidence_path(model_path) -> Path:
+    """The companion file of a model that holds its confidence calibration."""
+    path = Path(model_path)
+    return path.with_name(path.stem + ".confidence.json")
+
+
+def load_confidence(model_path):
+    """The confidence calibration stored beside a model, or None."""
+    path = confidence_path(model_path)
+    if not path.is_file():
+        return None
+    from .confidence import ConfidenceCalibration
+    try:
+        return ConfidenceCalibration.load(path)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: not a facetrack confidence calibration ({exc})") from None
 
 
 def save_refiners(model_path, cascade=None, box_refiner=None) -> Path:
@@ -174,7 +193,8 @@ def load_model(path=None, device: str | torch.device = "cpu") -> LandmarkModel:
     return LandmarkModel(network=net, config=payload["config"], templates=templates,
                          widths=payload["widths"].numpy(), tau=payload["tau"],
                          calibration=_calibrations(payload.get("calibration")), meta=payload.get("meta", {}),
-                         transitions=transitions, **_refiner_fields(load_refiners(path)))
+                         transitions=transitions, confidence=load_confidence(path),
+                         **_refiner_fields(load_refiners(path)))
 
 
 def _refiner_fields(refiners: dict) -> dict:

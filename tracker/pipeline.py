@@ -12,6 +12,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from typing import Iterable, Iterator
 
+from .cuts import mark_cuts
 from .engine import Engine, FrameResult, StageTimes
 from .io.sources import Frame
 
@@ -107,14 +108,16 @@ def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
 
 
 def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 32,
-                 latency: bool = False, temporal=None) -> Iterator[FrameResult]:
+                 latency: bool = False, temporal=None, cuts: str = "auto") -> Iterator[FrameResult]:
     """Every frame's result, in order. Live sources (and ``latency``) go one frame at a time.
 
     ``temporal`` (a :class:`tracker.temporal.TemporalStage`) delays each result until its
     decoding is final; whoever stops early calls its ``drain()`` for the frames it holds.
+    ``cuts`` is how shot changes are marked (:func:`tracker.cuts.mark_cuts`), on the decode thread.
     """
     live = getattr(source, "live", False)
-    frames_cm = nullcontext(timed(source, engine.times)) if live else prefetched(source, queue_size, engine.times)
+    marked = mark_cuts(source, cuts, engine.times)
+    frames_cm = nullcontext(timed(marked, engine.times)) if live else prefetched(marked, queue_size, engine.times)
     with frames_cm as frames:
         for batch in batched(frames, 1 if (live or latency) else max(1, batch_size)):
             for result in engine.process(batch):

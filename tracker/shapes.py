@@ -79,6 +79,13 @@ def box_center_size(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return center, size
 
 
+def box_drift(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """How far ``new`` boxes moved from ``old`` ones: max of centre shift and log-scale change, in box sides."""
+    c0, s0 = box_center_size(old)
+    c1, s1 = box_center_size(new)
+    return np.maximum(np.linalg.norm(c1 - c0, axis=-1) / s0, np.abs(np.log(s1 / s0)))
+
+
 def to_canonical(points: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Centre and scale landmarks by a face box: the box maps to [-0.5, 0.5]^2."""
     center, size = box_center_size(box)

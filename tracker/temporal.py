@@ -9,6 +9,8 @@ when the frame holds no mass there (an occluded face), the state's template.
 The regressors then move each decoded face from there (the decoded class picks the
 cluster; a held face, which the HMM carries through an occlusion, is left as decoded).
 Finally landmarks are averaged with the previous and next frame of the same face.
+A cut (``frame.cut``) ends every face's path: no transition and no average spans it.
+A path of a single frame (a photo in a folder) keeps that frame's own estimate.
 """
 from __future__ import annotations
 
@@ -67,6 +69,9 @@ class HmmStage:
         position, states = self._position, {}
         self._position += 1
         self._pending[position] = (result, states)
+        if result.frame.cut:                    # a new shot: every path ends before it
+            for face_id, entry in list(self._faces.items()):
+                self._decide(face_id, self._faces.pop(face_id), entry.decoder.flush())
         present = set()
         for face in result.faces:
             present.add(face.face_id)
@@ -92,8 +97,10 @@ class HmmStage:
         return self._ready()
 
     def _decide(self, face_id: int, entry: _FaceDecoder, emitted) -> None:
+        # A path of one frame (a photo, a face seen once) has nothing to smooth: its own estimate stays.
+        alone = entry.decoder.frames_seen == 1
         for frame_index, state in emitted:
-            self._pending[entry.positions.pop(frame_index)][1][face_id] = int(state)
+            self._pending[entry.positions.pop(frame_index)][1][face_id] = -1 if alone else int(state)
 
     def _ready(self) -> list[FrameResult]:
         out = []
@@ -109,7 +116,8 @@ class HmmStage:
     def _decoded(self, result: FrameResult, states: dict) -> FrameResult:
         """The frame with its decoded landmarks; the full log-softmax, used up, is dropped
         (K floats per face and frame would pile up in a caller that keeps results)."""
-        faces = tuple(face if states[face.face_id] < 0 else dataclasses.replace(
+        faces = tuple((face if face.log_probs is None else dataclasses.replace(face, log_probs=None))
+                      if states[face.face_id] < 0 else dataclasses.replace(
             face, landmarks=decoded_landmarks(face, states[face.face_id], self.templates, self.tau),
             pose_class=states[face.face_id], log_probs=None) for face in result.faces)
         return FrameResult(result.frame, faces)
@@ -163,10 +171,12 @@ class ThreeFrameSmoother:
             if other is None:
                 return None
             return next((f.landmarks for f in other.faces if f.face_id == face_id), None)
+        before = None if result.frame.cut else self._previous
+        after = None if following is None or following.frame.cut else following
         faces = []
         for face in result.faces:
-            around = [p for p in (same_face(self._previous, face.face_id), face.landmarks,
-                                  same_face(following, face.face_id)) if p is not None]
+            around = [p for p in (same_face(before, face.face_id), face.landmarks,
+                                  same_face(after, face.face_id)) if p is not None]
             faces.append(dataclasses.replace(face, landmarks=np.mean(around, axis=0)))
         return FrameResult(result.frame, tuple(faces))
 

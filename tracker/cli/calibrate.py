@@ -16,6 +16,9 @@ def parser(prog: str = "facetrack calibrate"):
     p.add_argument("--model", help="model file to update (default: the packaged one)")
     p.add_argument("--detectors", help="comma-separated detectors to refit (e.g. cnn), leaving the rest of the "
                                        "file as it is (default: refit everything)")
+    p.add_argument("--confidence", action="store_true",
+                   help="only fit the confidence calibration (the probability that a face is within the failure "
+                        "threshold) on the validation split, to NAME.confidence.json beside the model (or --out)")
     p.add_argument("--out", help="write the updated model here instead of in place")
     return p
 
@@ -37,6 +40,8 @@ def _calibrate(argv: list[str], prog: str) -> int:
     cfg = config_from_dict(model.config)
     faces, val_faces = split_by_photo(load_faces(cfg.data.root, cfg.data.train_sets), cfg.data.val_fraction,
                                       cfg.data.split_seed)
+    if args.confidence:
+        return _calibrate_confidence(model, val_faces, args.out or args.model)
     if args.detectors:
         names = [n.strip() for n in args.detectors.split(",") if n.strip()]
         unknown = sorted(set(names) - set(DETECTOR_NAMES))
@@ -58,4 +63,28 @@ def _calibrate(argv: list[str], prog: str) -> int:
     for name, stats in model.meta["calibration_fit"].items() if not args.detectors else \
             ((n, model.meta["calibration_fit"][n]) for n in names):
         print(f"{name}: {json.dumps(stats)}")
+    return EXIT_OK
+
+
+def _calibrate_confidence(model, val_faces, model_path) -> int:
+    """Fit and write the confidence calibration; print its fit statistics."""
+    import numpy as np
+    import torch
+    from ..confidence import confidence_examples, fit_logistic, roc_auc
+    from ..landmarker import Landmarker
+    from ..model import confidence_path
+    torch.set_num_threads(1)
+    model.confidence = None
+    features, success, errors = confidence_examples(Landmarker(model), val_faces)
+    calibration = fit_logistic(features, success)
+    prob = calibration.probability(features)
+    calibration.stats = {"faces": len(val_faces), "examples": int(len(success)),
+                         "failure_rate": float(1 - success.mean()), "roc_auc_in_sample": roc_auc(prob, success),
+                         "brier": float(np.mean((prob - success) ** 2))}
+    path = confidence_path(model_path)
+    try:
+        calibration.save(path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"confidence: {json.dumps(calibration.stats)} -> {path}")
     return EXIT_OK

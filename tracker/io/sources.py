@@ -31,6 +31,7 @@ class Frame:
     timestamp: float           # seconds
     image: np.ndarray          # HxWx3 uint8 BGR
     name: str = ""             # file name for image inputs
+    cut: bool = False          # starts a new shot (set by tracker.cuts.mark_cuts on the decode thread)
 
 
 def list_images(path) -> list[Path]:
