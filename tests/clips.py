@@ -113,3 +113,51 @@ def multi_shot_frames(videos: Path, still: Path):
             piece_of.append(piece)
             origin.append((name, i))
     return frames, points, piece_of, origin
+
+
+def paste_face(canvas: np.ndarray, image: np.ndarray, points: np.ndarray, side: float, centre) -> np.ndarray:
+    """Paste the face of ``image`` (with ``points``) into ``canvas`` in place, its landmark box
+    scaled to ``side`` px and centred at ``centre``, blended through a soft oval; returns the
+    pasted face's points."""
+    from tracker.shapes import box_center_size, landmark_box
+    c, s = box_center_size(landmark_box(points))
+    scale = side / s
+    matrix = np.array([[scale, 0, centre[0] - scale * c[0]], [0, scale, centre[1] - scale * c[1]]])
+    h, w = canvas.shape[:2]
+    warped = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    mask = np.zeros((h, w), np.float32)
+    cv2.ellipse(mask, (int(round(centre[0])), int(round(centre[1] - 0.1 * side))), (int(0.62 * side), int(0.78 * side)),
+                0, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, 0.08 * side))[..., None]
+    canvas[:] = (canvas * (1 - mask) + warped * mask).astype(np.uint8)
+    return points * scale + np.array([matrix[0, 2], matrix[1, 2]])
+
+
+def background(width: int, height: int, seed: int) -> np.ndarray:
+    """A face-free textured background: smooth colour blobs with some fine noise."""
+    rng = np.random.default_rng(seed)
+    coarse = cv2.resize(rng.integers(0, 256, (6, 10, 3), dtype=np.uint8), (width, height), interpolation=cv2.INTER_CUBIC)
+    fine = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (0, 0), 2)
+    return cv2.addWeighted(coarse, 0.8, fine, 0.2, 0)
+
+
+def composite_frame(faces, width: int, height: int, sides, seed: int):
+    """A background of ``width`` x ``height`` with faces of ``faces`` (objects with .image,
+    .landmarks), landmark box sides ``sides`` (px), pasted largest first at random places
+    apart from each other; returns (frame, the pasted points in the order of ``sides``,
+    None for a face that found no free place)."""
+    rng = np.random.default_rng(seed)
+    frame = background(width, height, seed)
+    placed, points = [], [None] * len(sides)
+    for index in sorted(range(len(sides)), key=lambda i: -sides[i]):
+        side = sides[index]
+        for _ in range(200):
+            centre = rng.uniform([0.7 * side, 0.9 * side], [width - 0.7 * side, height - 0.7 * side])
+            if all(np.linalg.norm(centre - c) > 0.85 * (side + s) for c, s in placed):
+                break
+        else:
+            continue
+        face = faces[int(rng.integers(len(faces)))]
+        points[index] = paste_face(frame, face.image, face.landmarks, side, centre)
+        placed.append((centre, side))
+    return frame, points

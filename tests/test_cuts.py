@@ -115,3 +115,29 @@ def test_multi_shot_clip_cuts_ids_and_failures(tracker, tmp_path):
     assert all(len(p) == 1 for p in people.values()), people
     if FaceIdentity.available():        # the same person comes back under the same id after a cut
         assert len({i for k in range(len(frames)) if origin[k][0] == "wolfganglanger" for i in ids[k]}) == 1
+
+
+def test_a_folder_of_video_frames_is_tracked_and_one_of_photos_is_not(tracker, sample_clip, tmp_path):
+    """Frames of the bundled clip saved as images: one shot, one id. Unrelated photos of one
+    size (the clip's frames interleaved with a generated face-free background): a cut at
+    each image, so nothing is followed from one into the next."""
+    import cv2
+
+    from tracker.io.sources import VideoSource
+    frames = [f.image for _, f in zip(range(12), VideoSource(sample_clip / "vid.mp4"))]
+    video_dir, photo_dir = tmp_path / "frames", tmp_path / "photos"
+    video_dir.mkdir()
+    photo_dir.mkdir()
+    for i, image in enumerate(frames):
+        cv2.imwrite(str(video_dir / f"{i:04d}.jpg"), image)
+        cv2.imwrite(str(photo_dir / f"{i:04d}.jpg"), image if i % 2 == 0 else _scene(i))
+    with tracker.track(str(video_dir)) as stream:
+        results = list(stream)
+    assert [r.frame.cut for r in results] == [True] + [False] * 11
+    assert {f.face_id for r in results for f in r.faces} == {0}
+    assert not any(f.detected for r in results[1:] for f in r.faces)      # followed, not re-detected
+    with tracker.track(str(photo_dir)) as stream:
+        results = list(stream)
+    assert all(r.frame.cut for r in results)
+    assert [len(r.faces) for r in results] == [1, 0] * 6
+    assert all(f.detected for r in results for f in r.faces)

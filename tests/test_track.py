@@ -252,3 +252,24 @@ def test_in_process_run_gives_the_signal_handlers_back(moving, tmp_path):
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert track(moving[0], "--csv", tmp_path / "o.csv") == 0
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_small_newcomer_is_found_within_a_second_while_a_face_is_tracked(tmp_path):
+    """A 46 px face (landmark box side) appears at frame 20 beside a tracked 130 px one:
+    the periodic scan (every 24 frames, the frame scaled 1.3x) finds it within 24 frames."""
+    from clips import background, paste_face
+    image, points = sample_face(1.0)
+    frames = []
+    for i in range(60):
+        frame = background(640, 360, seed=3)
+        paste_face(frame, image, points, 130, (200, 190))
+        if i >= 20:
+            paste_face(frame, image, points, 46, (500, 120))
+        frames.append(frame)
+    path = write_clip(tmp_path / "newcomer.mkv", frames, fps=24)
+    assert track(path, "--csv", tmp_path / "o.csv", "--no-temporal") == 0
+    rows = [r for r in read_landmark_csv(tmp_path / "o.csv") if r.success]
+    big = {r.face_id for r in rows if r.points[:, 0].mean() < 350}
+    small = sorted(r.frame for r in rows if r.points[:, 0].mean() > 400)
+    assert len(big) == 1 and small and 21 <= small[0] <= 21 + 24
+    assert all(f in small for f in range(small[0], 61))           # followed from then on

@@ -10,6 +10,7 @@ import inspect
 import weakref
 from pathlib import Path
 
+import cv2
 import torch
 
 from .config import TrackConfig, track_config
@@ -43,6 +44,9 @@ class Tracker:
         self.device = pick_device(device)
         cfg = self.config.tracking
         torch.set_num_threads(cfg.threads)
+        # OpenCV's own pool would spin beside torch, the decode thread and the scan worker on
+        # a small machine: its work here (crops, the cut summary, resizes) is small enough for one.
+        cv2.setNumThreads(cfg.threads)
         if isinstance(model, LandmarkModel):
             model.network.to(self.device)
         else:
@@ -141,6 +145,7 @@ class TrackStream:
     def close(self) -> None:
         started = inspect.getgeneratorstate(self._results) != inspect.GEN_CREATED
         self._results.close()            # stops and joins a file's decode thread, which releases the decoder
+        self.engine.close()              # and the scan worker
         if hasattr(self.source, "close") and (self.live or not started):
             self.source.close()          # a camera (read on this thread), or a file opened but never read
 

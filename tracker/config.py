@@ -89,9 +89,11 @@ class TrackingConfig:
     fallback: str = "auto"             # last resort on a still image the chain finds no face in: auto (dlib's CNN
                                        # where it loads) | cnn | none
     cuts: str = "auto"                 # shot changes: auto (detected) | every_frame (unrelated photos) | never
-    redetect_every: int = 30           # frames between detector scans for new faces while tracking (0: never)
-    scan_upsample: int = 0             # dlib upsampling for those scans (0: ~4x cheaper, faces over ~80 px)
-    lost_confidence: float = 0.5       # a face whose confidence (probability it is right) falls below this is lost
+    redetect_every: int = 16           # frames between detector scans for new faces while tracking (0: never)
+    scan_upsample: int = 0             # dlib upsampling for those scans (0: ~4x cheaper, faces over ~50 px)
+    scan_scale: float = 1.3            # those scans see the frame resized by this (1.3: faces down to ~40 px)
+    lost_confidence: float = 0.3       # a face whose confidence (probability it is right) falls below this is lost
+    follow_refined: bool = True        # crops follow the detection refinement's box (false: the landmarks' box)
     refine_drift: float = 0.04         # classify again when the landmarks moved this far from the crop (box sides)
     detect_passes: int = 2             # classifier passes on a fresh detection
     max_faces: int = 8
@@ -245,7 +247,7 @@ _ALLOWED = {
         "detector": _one_of("auto", "dlib", "haar"), "upsample": _Range(0),
         "fallback": _one_of("auto", "cnn", "none"), "cuts": _one_of("auto", "every_frame", "never"),
         "redetect_every": _Range(0),
-        "scan_upsample": _Range(0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
+        "scan_upsample": _Range(0), "scan_scale": _Range(0.5, 3.0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
     },
     CascadeConfig: {"kind": _one_of("trees", "linear"), "descriptor_size": POSITIVE, "ridge": POSITIVE, "clusters": _Range(1), "stages": _Range(0), "trees": _Range(1),

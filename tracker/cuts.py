@@ -60,6 +60,24 @@ def is_cut(previous: FrameSummary | None, current: FrameSummary, still: bool = F
     return previous is None or changed_fraction(previous, current) >= (STILL_CUT_FRACTION if still else CUT_FRACTION)
 
 
+def changed_cells(a: FrameSummary, b: FrameSummary, level: float = CELL_CHANGE) -> np.ndarray:
+    """(6, 8) bool: the cells whose mean grey moved by more than ``level``."""
+    return np.abs(a.cells - b.cells) > level
+
+
+def cells_outside(shape, boxes, grow: float = 0.5) -> np.ndarray:
+    """(6, 8) bool: the cells whose centre lies outside every box (x0, y0, x1, y1) grown by
+    ``grow`` of its side on each side, in a frame of ``shape``."""
+    h, w = shape[:2]
+    rows, cols = GRID
+    cy, cx = np.meshgrid((np.arange(rows) + 0.5) * h / rows, (np.arange(cols) + 0.5) * w / cols, indexing="ij")
+    outside = np.ones(GRID, bool)
+    for x0, y0, x1, y1 in np.asarray(boxes, np.float64).reshape(-1, 4):
+        g = grow * (x1 - x0)
+        outside &= ~((cx >= x0 - g) & (cx <= x1 + g) & (cy >= y0 - g) & (cy <= y1 + g))
+    return outside
+
+
 def mark_cuts(frames: Iterable, mode: str = "auto", times=None) -> Iterator:
     """``frames`` with ``cut`` set on each frame that starts a shot: detected ('auto'),
     every frame ('every_frame') or only where the frame size changes ('never').
@@ -80,4 +98,6 @@ def mark_cuts(frames: Iterable, mode: str = "auto", times=None) -> Iterator:
             previous = summary
             if times is not None:
                 times.add("cuts", time.perf_counter() - start)
+            yield dataclasses.replace(frame, cut=cut, cells=summary)
+            continue
         yield dataclasses.replace(frame, cut=cut)

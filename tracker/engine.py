@@ -35,6 +35,11 @@ from .shapes import box_drift, from_canonical, landmark_box
 SAME_FACE_IOU = 0.3        # a detection overlapping a tracked face this much is that face
 DUPLICATE_IOU = 0.5        # two tracks overlapping this much follow the same face
 IDENTITY_MEMORY = 10       # a lost face known by its identity descriptor is kept this many times longer
+SCAN_DELAY = 8             # frames from starting a newcomer scan on the worker thread to using its result
+                           # (at most half of redetect_every, so that one scan ends before the next)
+LARGE_FACE = 100           # px: a face box this large is found by dlib's HOG without upsampling
+QUIET_CHANGE = 6.0         # grey levels: a cell outside the tracked faces that moved less is unchanged
+QUIET_SKIPS = 3            # periodic scans skipped at most in a row while nothing changes outside the faces
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ class FrameResult:
         return self.frame.image
 
 
-@dataclass
+@dataclass(eq=False)          # tracks are compared by identity (list.remove, `in`)
 class Track:
     face_id: int
     box: np.ndarray            # landmark box of the latest estimate
@@ -130,6 +135,23 @@ class Engine:
         self.shot = 0                         # cuts seen so far
         self._shape = None                    # frame size of the current scene
         self._last_image = None               # the latest frame (the tracks' side of a cut)
+        self._pending = None                  # (future of a newcomer scan's boxes, frame number to use them at)
+        self._scan_cells = None               # the frame summary at the last scan (what a newcomer would change)
+        self._skipped = 0                     # periodic scans skipped in a row
+
+    def close(self) -> None:
+        """Stop the scan worker thread (after the scan in progress, whose result is dropped)."""
+        self._drop_pending()
+        if getattr(self, "_worker", None) is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+
+    def _drop_pending(self) -> None:
+        """Forget the newcomer scan in progress, once it is over: the detectors are not safe to
+        run from two threads at once."""
+        if self._pending is not None:
+            self._pending[0].exception()          # waits; a failed scan is simply dropped
+            self._pending = None
 
     # ------------------------------------------------------------------ public
 
@@ -156,16 +178,19 @@ class Engine:
             self.lost += self.tracks
             self.tracks = []
             self.shot += 1
+            self._drop_pending()                  # a scan of the last shot finds nothing for this one
         self._shape = shape
 
     # ------------------------------------------------------------------ scheduling
 
     def _frames_to_next_scan(self) -> int:
-        """How many frames to follow before the periodic scan (the scan frame included)."""
+        """How many frames to follow before the next scan starts or a scan's result is used
+        (that frame included): tracks change only at the end of a chunk."""
         every = self.cfg.redetect_every
-        if every <= 0:
-            return 10 ** 9
-        return max(1, every - (self.frames_seen - self.last_scan))
+        limit = 10 ** 9 if every <= 0 else max(1, every - (self.frames_seen - self.last_scan))
+        if self._pending is not None:
+            limit = min(limit, max(1, self._pending[1] - self.frames_seen))
+        return limit
 
     def _velocities_known(self) -> bool:
         """Every track was followed for two frames (batches predict boxes from the velocity)."""
@@ -178,14 +203,21 @@ class Engine:
     # ------------------------------------------------------------------ following
 
     def _classify(self, crops: np.ndarray, boxes: np.ndarray):
-        """Posterior, landmarks, confidence, and the box each face goes to next."""
+        """Posterior, landmarks, confidence, the box each face goes to next, and how far the
+        landmarks' own box moved from the crop's (box sides)."""
         start = time.perf_counter()
-        post, canon = self.landmarker.classify_crops(crops)
+        refiner = self.landmarker.box_refiner if self.cfg.follow_refined else None
+        embeddings = [] if refiner is not None else None
+        post, canon = self.landmarker.classify_crops(crops, embeddings)
         points = from_canonical(canon, boxes)
-        next_boxes = self.landmarker.box_from_landmarks(points)
-        conf, _ = self.landmarker.confidence(post, canon, box_drift(boxes, next_boxes))
+        own_boxes = self.landmarker.box_from_landmarks(points)
+        drift = box_drift(boxes, own_boxes)
+        conf, _ = self.landmarker.confidence(post, canon, drift)
+        # The detection refinement reads where the face is from the crop's embedding; the
+        # landmarks' own box is pulled towards the crop, so following it lags a moving face.
+        next_boxes = own_boxes if refiner is None else refiner.apply(embeddings[0], boxes)
         self.times.add("classify", time.perf_counter() - start, len(crops))
-        return post, points, conf, next_boxes
+        return post, points, conf, next_boxes, drift
 
     def _crops(self, frames: Sequence[Frame], boxes: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
@@ -205,13 +237,13 @@ class Engine:
             steps = np.arange(1, n_frames + 1)[:, None, None]
             boxes = np.stack([t.box for t in self.tracks])[None] + steps * np.stack([t.velocity for t in self.tracks])[None]
             flat_boxes = boxes.reshape(-1, 4)
-            post, points, conf, next_boxes = self._classify(self._crops(chunk, boxes), flat_boxes)
-            redo = np.flatnonzero(box_drift(flat_boxes, next_boxes) > self.cfg.refine_drift)
+            post, points, conf, next_boxes, drift = self._classify(self._crops(chunk, boxes), flat_boxes)
+            redo = np.flatnonzero(drift > self.cfg.refine_drift)
             if len(redo):
                 new_boxes = next_boxes[redo]
                 frame_of = redo // n_tracks
                 crops = np.concatenate([self.landmarker.crops(chunk[f].image, b[None]) for f, b in zip(frame_of, new_boxes)])
-                p2, pts2, c2, next2 = self._classify(crops, new_boxes)
+                p2, pts2, c2, next2, _ = self._classify(crops, new_boxes)
                 flat_boxes[redo], points[redo], conf[redo], next_boxes[redo] = new_boxes, pts2, c2, next2
                 post.classes[redo], post.probs[redo] = p2.classes, p2.probs
                 if post.log_probs is not None:
@@ -233,8 +265,17 @@ class Engine:
                     track.landmarks = points[i]
             self.frames_seen += 1
             faces = self._drop_duplicates(faces)
-            if uncertain or frame.cut or self._scan_due():
+            if uncertain or frame.cut or not self.tracks:
+                self._drop_pending()
                 faces += self._scan(frame, faces, uncertain)
+            elif self._pending is not None and self._pending[1] == self.frames_seen:
+                faces += self._scan(frame, faces, boxes=self._scan_result())
+            elif self._scan_due() and self._pending is None:
+                if self._quiet_since_scan(frame):
+                    self.last_scan = self.frames_seen
+                    self._skipped += 1
+                else:
+                    self._start_scan(frame)
             results.append(FrameResult(frame, tuple(sorted(faces, key=lambda f: f.face_id))))
             self._last_image = frame.image
             if uncertain:
@@ -257,7 +298,10 @@ class Engine:
         shift = (box[:2] + box[2:] - track.box[:2] - track.box[2:]) / 2
         # Only the centre moves with the velocity: extrapolating the size would feed the
         # classifier's pull towards the mean face size back into the next crop.
-        track.velocity = 0.5 * track.velocity + 0.5 * np.tile(shift, 2)
+        # The first step sets the velocity (smoothing it from zero would leave it a quarter
+        # short after two frames, which a batch of extrapolated crops multiplies).
+        step = np.tile(shift, 2)
+        track.velocity = step if track.followed == 0 else 0.5 * track.velocity + 0.5 * step
         track.box = box
         track.last_frame = self.frames_seen
         track.followed += 1
@@ -284,30 +328,100 @@ class Engine:
 
     # ------------------------------------------------------------------ detection
 
-    def _scan(self, frame: Frame, tracked: list[FaceResult], uncertain=()) -> list[FaceResult]:
-        """Run the detector: faces not already tracked get a track (an old id if one was lost there).
+    def _quiet_since_scan(self, frame: Frame) -> bool:
+        """Nothing outside the tracked faces changed since the last scan (no cell of the frame's
+        summary moved by QUIET_CHANGE grey levels there), so no newcomer can have come in;
+        at most QUIET_SKIPS periodic scans in a row are skipped for it."""
+        if frame.cells is None or self._scan_cells is None or self._skipped >= QUIET_SKIPS \
+                or frame.cells.shape != self._scan_cells.shape:
+            return False
+        from .cuts import cells_outside, changed_cells
+        outside = cells_outside(frame.image.shape, [t.box for t in self.tracks])
+        return not (changed_cells(self._scan_cells, frame.cells, QUIET_CHANGE) & outside).any()
+
+    @staticmethod
+    def _around(shape, boxes, grow: float = 1.0, whole: float = 0.5):
+        """The region (x0, y0, x1, y1) covering ``boxes`` grown by ``grow`` sides on every side,
+        or None when it would cover more than ``whole`` of the frame (scan it all then)."""
+        h, w = shape[:2]
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        side = (boxes[:, 2] - boxes[:, 0])[:, None]
+        lo = np.clip((boxes[:, :2] - grow * side).min(0), 0, [w, h]).astype(int)
+        hi = np.clip((boxes[:, 2:] + grow * side).max(0), 0, [w, h]).astype(int)
+        if (hi - lo).prod() > whole * w * h or (hi - lo).min() < 16:
+            return None
+        return int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
+
+    def _start_scan(self, frame: Frame) -> None:
+        """Start the periodic scan for newcomers on the worker thread (dlib releases the GIL,
+        so it runs beside the classifier); its boxes are used ``SCAN_DELAY`` frames later (half
+        of ``redetect_every`` when that is shorter),
+        on that frame, which keeps the results the same however fast the thread is."""
+        if getattr(self, "_worker", None) is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="scan")
+        delay = max(1, min(SCAN_DELAY, self.cfg.redetect_every // 2))
+        self._pending = (self._worker.submit(self._newcomer_boxes, frame.image), self.frames_seen + delay)
+        self.last_scan = self.frames_seen
+        self._scan_cells, self._skipped = frame.cells, 0
+
+    def _newcomer_boxes(self, image: np.ndarray) -> np.ndarray:
+        """The cheaper scan while faces are followed: upsample ``scan_upsample`` on the frame scaled ``scan_scale``."""
+        start = time.perf_counter()
+        boxes = self.landmarker.face_boxes(image, self.cfg.scan_upsample, scale=self.cfg.scan_scale)
+        self.times.add("detect", time.perf_counter() - start)
+        return boxes
+
+    def _scan_result(self) -> np.ndarray:
+        start = time.perf_counter()
+        boxes = self._pending[0].result()
+        self._pending = None
+        self.times.add("detect_wait", time.perf_counter() - start)
+        return boxes
+
+    def _scan(self, frame: Frame, tracked: list[FaceResult], uncertain=(), boxes=None) -> list[FaceResult]:
+        """Run the detector (or take a newcomer scan's ``boxes``): faces not already tracked get
+        a track (an old id if one was lost there).
 
         ``uncertain`` (track, face) pairs fell below the confidence threshold on this frame.
         A detection on such a face restarts it under its id (it moved too fast, say); one the
         detector cannot see either (occlusion) is held for up to ``hold_frames`` frames with
         its crop frozen, then lost.
         """
-        start = time.perf_counter()
-        # While faces are followed, a scan for newcomers uses the cheaper setting; an image
-        # file starting a shot gets the still-image fallback too.
-        boxes = self.landmarker.face_boxes(frame.image, self.cfg.scan_upsample if tracked and not uncertain else None,
-                                           fallback=frame.cut and bool(frame.name))
-        self.times.add("detect", time.perf_counter() - start)
-        self.last_scan = self.frames_seen
+        if boxes is None:
+            start = time.perf_counter()
+            region = self._around(frame.image.shape, [face.box for _, face in uncertain]) \
+                if uncertain and not frame.cut else None
+            # Faces in doubt that are large need no upsampling to be seen again (4x cheaper).
+            upsample = self.cfg.scan_upsample if uncertain and not frame.cut and \
+                min(face.box[2] - face.box[0] for _, face in uncertain) >= LARGE_FACE else None
+            if region is None:
+                # An image file starting a shot gets the still-image fallback too.
+                boxes = self.landmarker.face_boxes(frame.image, upsample, fallback=frame.cut and bool(frame.name))
+                self.last_scan = self.frames_seen
+                self._scan_cells, self._skipped = frame.cells, 0
+            else:                  # faces in doubt are looked for where they were; newcomers wait for the next scan
+                x0, y0, x1, y1 = region
+                boxes = self.landmarker.face_boxes(frame.image[y0:y1, x0:x1], upsample) + np.array([x0, y0, x0, y0])
+            self.times.add("detect", time.perf_counter() - start)
         self.lost = [t for t in self.lost if self.frames_seen - t.last_frame <=
                      self.cfg.forget_after * (IDENTITY_MEMORY if t.descriptor is not None else 1)]
         taken = [landmark_box(f.landmarks) for f in tracked]
         boxes = [b for b in boxes if not any(iou(b, t) > SAME_FACE_IOU for t in taken)]
         boxes = boxes[:max(0, self.cfg.max_faces - len(tracked))]
         found = self._found_again(boxes, uncertain)
-        held = []
+        estimates = []
+        if boxes:
+            start = time.perf_counter()
+            estimates = self.landmarker.from_boxes(frame.image, np.stack(boxes), regress=self.regress)
+            self.times.add("classify", time.perf_counter() - start, len(boxes) * max(1, self.landmarker.passes))
+        # A face found again whose fresh estimate is no more convincing is occluded, not
+        # misplaced: while it may be held it stays in its box (the HMM carries it) and the
+        # detection is dropped.
+        occluded = {fid: k for fid, k in found.items() if estimates[k].confidence < self.cfg.lost_confidence}
+        held, dropped = [], set()
         for track, face in uncertain:
-            if track.face_id in found:
+            if track.face_id in found and track.face_id not in occluded:
                 self.tracks.remove(track)
                 continue
             track.low += 1
@@ -316,11 +430,12 @@ class Engine:
             else:
                 self._hold(track, face.box)
                 held.append(dataclasses.replace(face, held=True))
-        if not boxes:
-            return held
-        start = time.perf_counter()
-        estimates = self.landmarker.from_boxes(frame.image, np.stack(boxes), regress=self.regress)
-        self.times.add("classify", time.perf_counter() - start, len(boxes) * max(1, self.landmarker.passes))
+                if track.face_id in occluded:
+                    dropped.add(found.pop(track.face_id))
+        if dropped:
+            keep = [i for i in range(len(estimates)) if i not in dropped]
+            estimates = [estimates[i] for i in keep]
+            found = {fid: keep.index(k) for fid, k in found.items()}
         new_faces = []
         known = [t for t in self.lost if t.descriptor is not None]
         across, descriptors = self._ids_by_identity(frame, estimates, known) if frame.cut and known else ({}, {})

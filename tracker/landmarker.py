@@ -5,9 +5,11 @@ the same alignment step that tracking uses from frame to frame, applied to one i
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -58,6 +60,7 @@ class Landmarker:
         self.box_refiner = model.box_refiner if refine else None   # detection refinement before it
         self.detectors = list(detectors)
         self.fallback = list(fallback)             # tried on still images when the detectors find nothing
+        self._detecting = threading.Lock()         # dlib's detectors are not safe from two threads at once
         self.device = torch.device(device)
         self.top_k = top_k
         self.passes = passes
@@ -73,14 +76,21 @@ class Landmarker:
         self.crop_size = model.model_config.crop_size
         self.margin = model.model_config.margin
 
-    def face_boxes(self, image: np.ndarray, upsample: int | None = None, fallback: bool = False) -> np.ndarray:
+    def face_boxes(self, image: np.ndarray, upsample: int | None = None, fallback: bool = False,
+                   scale: float = 1.0) -> np.ndarray:
         """Faces as calibrated square boxes (N, 4), best first, from the first detector that finds any
-        (the fallback detectors last, when ``fallback``)."""
+        (the fallback detectors last, when ``fallback``). ``scale`` resizes the image for the
+        detectors first (1.3 lets dlib's HOG at upsample 0 find faces of ~40 px for 1.8x its cost)."""
         if not self.detectors:
             raise RuntimeError("this Landmarker has no detector; pass boxes to from_boxes()")
+        if scale != 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
         for detector in self.detectors + (self.fallback if fallback else []):
-            rows = detector.detect(image, None if detector in self.fallback else upsample)
+            with self._detecting:
+                rows = detector.detect(image, None if detector in self.fallback else upsample)
             if len(rows):
+                rows = rows.copy()
+                rows[:, :4] /= scale
                 return self.calibrations[detector.name].apply(rows).reshape(-1, 4)
         return np.zeros((0, 4))
 

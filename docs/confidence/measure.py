@@ -43,6 +43,9 @@ def main():
     bins = reliability(prob, success)
     lines += [f"  {b['lo']:.1f}-{b['hi']:.1f}: n {b['n']:4d}, predicted {b['predicted']:.3f}, observed {b['observed']:.3f}"
               for b in bins if b["n"]]
+    lines.append("the raw mass near the estimate (the confidence before), binned the same way:")
+    lines += [f"  {b['lo']:.1f}-{b['hi']:.1f}: n {b['n']:4d}, mean {b['predicted']:.3f}, observed success {b['observed']:.3f}"
+              for b in reliability(near, success) if b["n"]]
     (OUT / "measure.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     import matplotlib

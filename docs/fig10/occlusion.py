@@ -1,7 +1,8 @@
 """The paper's Fig. 10 experiment on our data: does the pose HMM carry a face through occlusion?
 
-On ../shared/data/videos/wolfganglanger, seeded synthetic occluders cover most of the
-face for runs of frames. We track the occluded clip with and without the temporal stage
+On both shared clips (../shared/data/videos/wolfganglanger and pyfeat_single_face), seeded
+synthetic occluders of three sizes (0.5, 0.75 and 1.0 x the face box side) cover the face
+for runs of frames. We track the occluded clip with and without the temporal stage
 and score every frame against the pseudo-labels of the clean clip (NME by box diagonal,
 AUC@0.08, failure = NME > 0.08; a frame without an estimate is a failure). Jitter is the
 mean landmark displacement between consecutive frames, over the box diagonal, on frame
@@ -32,20 +33,24 @@ from tracker.io.sources import Frame, VideoSource  # noqa: E402
 from tracker.metrics import auc, failure_rate, nme  # noqa: E402
 from tracker.pipeline import track_frames  # noqa: E402
 from tracker.shapes import bounding_box, box_diagonal  # noqa: E402
-from tracker.temporal import TemporalStage, ThreeFrameSmoother  # noqa: E402
+from tracker.temporal import RegressStage, TemporalStage, ThreeFrameSmoother  # noqa: E402
 
-CLIP = REPO.parent / "shared" / "data" / "videos" / "wolfganglanger"
+VIDEOS = REPO.parent / "shared" / "data" / "videos"
+CLIPS = ("wolfganglanger", "pyfeat_single_face")
+CLIP = VIDEOS / CLIPS[0]   # the clip of pruning.py and jitter_sources.py
 SEED = 10
-RUNS = 6                 # occluded stretches
+RUNS = 6                 # occluded stretches (fewer on a short clip)
 RUN_LENGTH = (6, 14)     # frames per stretch (inclusive range)
-COVER = 0.75             # occluder side as a share of the face box side
+COVERS = (0.5, 0.75, 1.0)  # occluder side as a share of the face box side
 STILL = 0.005            # "barely moves": mean pseudo-label motion below this share of the diagonal
 
 
 def occlusion_plan(n_frames: int, rng: np.random.Generator) -> dict[int, tuple[float, float, int]]:
     """Frame index -> (centre offset x, y in face-box units, texture seed) for occluded frames."""
     plan: dict[int, tuple[float, float, int]] = {}
-    starts = np.sort(rng.choice(np.arange(30, n_frames - 30, 40), RUNS, replace=False))
+    # every 40th frame between 30 and n - 30 (on a short clip: every 20th between 10 and n - 10)
+    candidates = np.arange(30, n_frames - 30, 40) if n_frames > 200 else np.arange(10, n_frames - 10, 20)
+    starts = np.sort(rng.choice(candidates, min(RUNS, len(candidates)), replace=False))
     for start in starts:
         length = int(rng.integers(RUN_LENGTH[0], RUN_LENGTH[1] + 1))
         dx, dy = rng.uniform(-0.12, 0.12, 2)
@@ -55,10 +60,10 @@ def occlusion_plan(n_frames: int, rng: np.random.Generator) -> dict[int, tuple[f
     return plan
 
 
-def occlude(image: np.ndarray, points: np.ndarray, dx: float, dy: float, texture: int) -> np.ndarray:
-    """A textured block (blurred colour noise, like a hand or an object) over most of the face."""
+def occlude(image: np.ndarray, points: np.ndarray, dx: float, dy: float, texture: int, cover: float) -> np.ndarray:
+    """A textured block (blurred colour noise, like a hand or an object) of side ``cover`` x the face box."""
     x0, y0, x1, y1 = bounding_box(points)
-    side = COVER * max(x1 - x0, y1 - y0)
+    side = cover * max(x1 - x0, y1 - y0)
     cx, cy = (x0 + x1) / 2 + dx * (x1 - x0), (y0 + y1) / 2 + dy * (y1 - y0)
     a, b = int(round(cx - side / 2)), int(round(cy - side / 2))
     size = int(round(side))
@@ -75,13 +80,14 @@ class Frames:
 
     live = False
 
-    def __init__(self, frames: list[Frame], labels: dict, plan: dict):
-        self.frames, self.labels, self.plan = frames, labels, plan
+    def __init__(self, frames: list[Frame], labels: dict, plan: dict, cover: float = 0.75):
+        self.frames, self.labels, self.plan, self.cover = frames, labels, plan, cover
 
     def __iter__(self):
         for f in self.frames:
             if f.index in self.plan:
-                yield dataclasses.replace(f, image=occlude(f.image, self.labels[f.index], *self.plan[f.index]))
+                yield dataclasses.replace(f, image=occlude(f.image, self.labels[f.index], *self.plan[f.index],
+                                                           self.cover))
             else:
                 yield f
 
@@ -104,8 +110,8 @@ def track(frames, temporal_cfg: TemporalConfig, hold) -> dict[int, np.ndarray]:
     engine = tracker.new_engine()
     if hold:
         engine.hold_frames = TemporalConfig().hold_frames
-    temporal = TemporalStage(None, ThreeFrameSmoother()) if hold == "smoothing only" \
-        else tracker.new_temporal_stage(live=False)
+    temporal = TemporalStage(None, ThreeFrameSmoother(), RegressStage(tracker.landmarker.regress)) \
+        if hold == "smoothing only" else tracker.new_temporal_stage(live=False)
     out = {}
     for result in track_frames(frames, engine, cfg.batch_size, cfg.queue_size, False, temporal):
         if result.faces:
@@ -139,15 +145,10 @@ def jitter(pred: dict, labels: dict, frames: list[int]) -> tuple[float, int]:
 
 
 def main() -> None:
-    if not CLIP.exists():
-        raise SystemExit(f"needs {CLIP}")
+    missing = [c for c in CLIPS if not (VIDEOS / c).exists()]
+    if missing:
+        raise SystemExit(f"needs {VIDEOS / missing[0]}")
     torch.set_num_threads(1)
-    seq = read_300vw(CLIP)
-    labels = seq.landmarks
-    clean = list(VideoSource(CLIP / "vid.mp4"))
-    plan = occlusion_plan(len(clean), np.random.default_rng(SEED))
-    occluded_ids = sorted(plan)
-    visible_ids = [i for i in seq.frames if i not in plan]
     on = TemporalConfig()
     methods = {
         "per frame (--no-temporal)": (dataclasses.replace(on, enabled=False), False),
@@ -156,31 +157,44 @@ def main() -> None:
         "HMM, no smoothing": (dataclasses.replace(on, smoothing=False), True),
         "HMM + 3-frame smoothing (default)": (on, True),
     }
-    rows, curves = [], {}
-    for name, (tcfg, hold) in methods.items():
-        pred = track(Frames(clean, labels, plan), tcfg, hold)
-        pred_clean = track(Frames(clean, labels, {}), tcfg, hold)
-        j, pairs = jitter(pred_clean, labels, seq.frames)
-        row = {"method": name, "occluded": scores(pred, labels, occluded_ids),
-               "visible": scores(pred, labels, visible_ids), "all": scores(pred, labels, seq.frames),
-               "clean_all": scores(pred_clean, labels, seq.frames), "jitter_clean": j, "jitter_pairs": pairs}
-        rows.append(row)
-        curves[name] = [nme(pred[i], labels[i]) if i in pred else np.nan for i in seq.frames]
-        print(json.dumps(row), flush=True)
-    (HERE / "results.json").write_text(json.dumps({"seed": SEED, "occluded_frames": occluded_ids, "rows": rows},
-                                                  indent=1) + "\n")
-    (HERE / "results.md").write_text(table(rows, len(occluded_ids), len(seq.frames)) + "\n")
-    plot(curves, seq.frames, plan, HERE / "occlusion.png")
+    results, sections = {"seed": SEED, "covers": list(COVERS), "clips": {}}, []
+    for clip in CLIPS:
+        seq = read_300vw(VIDEOS / clip)
+        labels = seq.landmarks
+        clean = list(VideoSource(VIDEOS / clip / "vid.mp4"))
+        plan = occlusion_plan(len(clean), np.random.default_rng(SEED))
+        occluded_ids = sorted(plan)
+        rows, curves = [], {}
+        for name, (tcfg, hold) in methods.items():
+            pred_clean = track(Frames(clean, labels, {}), tcfg, hold)
+            j, pairs = jitter(pred_clean, labels, seq.frames)
+            row = {"method": name, "clean_all": scores(pred_clean, labels, seq.frames), "jitter_clean": j,
+                   "jitter_pairs": pairs, "covers": {}}
+            for cover in COVERS:
+                pred = track(Frames(clean, labels, plan, cover), tcfg, hold)
+                row["covers"][str(cover)] = {"occluded": scores(pred, labels, occluded_ids),
+                                             "all": scores(pred, labels, seq.frames)}
+                if cover == 0.75:
+                    curves[name] = [nme(pred[i], labels[i]) if i in pred else np.nan for i in seq.frames]
+            rows.append(row)
+            print(clip, json.dumps(row), flush=True)
+        results["clips"][clip] = {"occluded_frames": occluded_ids, "rows": rows}
+        sections.append(f"### {clip} ({len(seq.frames)} frames, {len(occluded_ids)} occluded)\n\n"
+                        + table(rows, COVERS))
+        plot(curves, seq.frames, plan, HERE / ("occlusion.png" if clip == CLIPS[0] else f"occlusion_{clip}.png"))
+    (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (HERE / "results.md").write_text("\n\n".join(sections) + "\n")
 
 
-def table(rows: list[dict], n_occluded: int, n_all: int) -> str:
-    lines = [f"| method | occluded frames ({n_occluded}): FR % | AUC@0.08 | all {n_all} frames: FR % | AUC@0.08 "
-             "| clean clip: AUC@0.08 | jitter (clean, still frames) |",
-             "|---|---|---|---|---|---|---|"]
+def table(rows: list[dict], covers) -> str:
+    head = " | ".join(f"cover {c}: occluded FR % / AUC" for c in covers)
+    lines = [f"| method | {head} | clean clip: AUC@0.08 | jitter (clean, still frames) |",
+             "|---|" + "---|" * len(covers) + "---|---|"]
     for r in rows:
-        o, a, c = r["occluded"], r["all"], r["clean_all"]
-        lines.append(f"| {r['method']} | {100 * o['failure_rate']:.1f} | {o['auc']:.3f} | {100 * a['failure_rate']:.2f} "
-                     f"| {a['auc']:.3f} | {c['auc']:.3f} | {r['jitter_clean']:.4f} ({r['jitter_pairs']} pairs) |")
+        cells = " | ".join(f"{100 * r['covers'][str(c)]['occluded']['failure_rate']:.1f} / "
+                           f"{r['covers'][str(c)]['occluded']['auc']:.3f}" for c in covers)
+        lines.append(f"| {r['method']} | {cells} | {r['clean_all']['auc']:.3f} | "
+                     f"{r['jitter_clean']:.4f} ({r['jitter_pairs']} pairs) |")
     return "\n".join(lines)
 
 

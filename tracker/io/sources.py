@@ -32,6 +32,7 @@ class Frame:
     image: np.ndarray          # HxWx3 uint8 BGR
     name: str = ""             # file name for image inputs
     cut: bool = False          # starts a new shot (set by tracker.cuts.mark_cuts on the decode thread)
+    cells: object = None       # its tracker.cuts.FrameSummary, when mark_cuts made one (what changed where)
 
 
 def list_images(path) -> list[Path]:
