@@ -94,7 +94,7 @@ class TrackingConfig:
     scan_scale: float = 1.3            # those scans see the frame resized by this (1.3: faces down to ~40 px)
     lost_confidence: float = 0.3       # a face whose confidence (probability it is right) falls below this is lost
     follow_refined: bool = True        # crops follow the detection refinement's box (false: the landmarks' box)
-    refine_drift: float = 0.04         # classify again when the landmarks moved this far from the crop (box sides)
+    refine_drift: float = 0.06         # classify again when the landmarks moved this far from the crop (box sides)
     detect_passes: int = 2             # classifier passes on a fresh detection
     max_faces: int = 8
     forget_after: int = 60             # frames a lost face's id is kept for, should it come back in place
