@@ -1,0 +1,101 @@
+"""Conditioning the pose distribution on a user's clicks (paper eq. 10), and which click helps most.
+
+Evidence E is one or more landmarks placed by the user, each with a tolerance in pixels.
+The consistent classes Omega(E) are those whose template, placed in the face's box, puts
+every clicked landmark within its tolerance of the click; the posterior restricted to them
+and renormalised is the conditional distribution, and its mean the conditional prediction
+(with the clicked points kept where the user put them). The best next click is the
+landmark whose click most lowers the expected error under the current distribution:
+for each candidate, every kept class in turn is taken as the truth, its point there as the
+click, and the error of the resulting conditional mean against that class's template is
+averaged with the classes' probabilities.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .shapes import from_canonical
+
+
+@dataclass(frozen=True)
+class Click:
+    landmark: int              # 0..67
+    x: float
+    y: float
+    tolerance: float = 5.0     # pixels
+
+
+@dataclass(frozen=True)
+class Conditioned:
+    classes: np.ndarray        # (k,) the consistent classes kept, most probable first
+    probs: np.ndarray          # (k,) their renormalised probabilities
+    landmarks: np.ndarray      # (68, 2) pixels: the conditional mean, clicked points as clicked
+    consistent: int            # |Omega(E)| among all K classes (0: none was, the nearest were used)
+
+
+def consistent_mask(templates_px: np.ndarray, clicks, spread_px=0.0) -> np.ndarray:
+    """(K,) bool: classes whose template (K, 68, 2, pixels) puts every click within its
+    tolerance, widened by each class's own spread ``spread_px`` (K,) or scalar (pixels)."""
+    mask = np.ones(len(templates_px), bool)
+    for c in clicks:
+        d = np.hypot(templates_px[:, c.landmark, 0] - c.x, templates_px[:, c.landmark, 1] - c.y)
+        mask &= d <= np.hypot(c.tolerance, spread_px)
+    return mask
+
+
+def condition(log_probs: np.ndarray, templates: np.ndarray, box: np.ndarray, clicks, widths=None,
+              top_k: int = 50, nearest: int = 50) -> Conditioned:
+    """The distribution over K classes (``log_probs`` (K,), canonical ``templates`` (K, 68, 2),
+    the face's crop ``box``) conditioned on ``clicks``. ``widths`` (K,), the classes' own
+    spread (eq. 3's sigma, canonical units), widens each click's tolerance: a class stands for
+    shapes around its template, not for the template alone. Where no class is consistent,
+    the ``nearest`` classes by their worst click distance (relative to its tolerance) stand in."""
+    clicks = list(clicks)
+    templates_px = from_canonical(templates, box)
+    log_probs = np.asarray(log_probs, np.float64)
+    spread = 0.0 if widths is None else np.asarray(widths, np.float64) * float(box[2] - box[0])
+    mask = consistent_mask(templates_px, clicks, spread) if clicks else np.ones(len(log_probs), bool)
+    n_consistent = int(mask.sum())
+    if n_consistent == 0:
+        worst = np.max([np.hypot(templates_px[:, c.landmark, 0] - c.x, templates_px[:, c.landmark, 1] - c.y)
+                        / max(c.tolerance, 1e-6) for c in clicks], axis=0)
+        mask = np.zeros(len(log_probs), bool)
+        mask[np.argsort(worst, kind="stable")[:nearest]] = True
+    candidates = np.flatnonzero(mask)
+    order = candidates[np.argsort(-log_probs[candidates], kind="stable")[:top_k]]
+    weights = np.exp(log_probs[order] - log_probs[order].max())
+    probs = weights / weights.sum()
+    landmarks = np.einsum("k,kpd->pd", probs, templates_px[order])
+    for c in clicks:
+        landmarks[c.landmark] = (c.x, c.y)
+    return Conditioned(order, probs.astype(np.float32), landmarks, n_consistent)
+
+
+def expected_errors(probs: np.ndarray, shapes: np.ndarray, tolerance: float, spread_px=0.0) -> np.ndarray:
+    """(68,) the expected mean point error (pixels) after a click on each landmark, under the
+    distribution ``probs`` (k,) over the shapes (k, 68, 2, pixels) it keeps (``spread_px``:
+    their classes' spread, as in :func:`condition`)."""
+    probs = np.asarray(probs, np.float64) / np.sum(probs)
+    shapes = np.asarray(shapes, np.float64)
+    reach = np.hypot(tolerance, np.broadcast_to(np.asarray(spread_px, np.float64), probs.shape))[None]
+    out = np.empty(shapes.shape[1])
+    for j in range(shapes.shape[1]):
+        points = shapes[:, j]
+        near = np.hypot(*(points[:, None] - points[None]).transpose(2, 0, 1)) <= reach   # (k, k): truth c, class c'
+        w = near * probs[None]
+        w /= w.sum(1, keepdims=True)
+        means = np.einsum("ck,kpd->cpd", w, shapes)
+        means[:, j] = points                                   # the click itself is exact
+        errors = np.linalg.norm(means - shapes, axis=-1).mean(-1)
+        out[j] = probs @ errors
+    return out
+
+
+def next_click(probs: np.ndarray, shapes: np.ndarray, tolerance: float = 5.0, exclude=(), spread_px=0.0) -> int:
+    """The landmark whose click most lowers the expected error (see :func:`expected_errors`),
+    among those not in ``exclude`` (already clicked)."""
+    errors = expected_errors(probs, shapes, tolerance, spread_px)
+    errors[list(exclude)] = np.inf
+    return int(np.argmin(errors))
