@@ -86,6 +86,7 @@ def mark_cuts(frames: Iterable, mode: str = "auto", times=None) -> Iterator:
         raise ValueError(f"unknown cut mode {mode!r}; choose from {', '.join(CUT_MODES)}")
     previous = None
     for frame in frames:
+        summary = None
         if mode == "every_frame":
             cut = True
         elif mode == "never":
@@ -98,6 +99,4 @@ def mark_cuts(frames: Iterable, mode: str = "auto", times=None) -> Iterator:
             previous = summary
             if times is not None:
                 times.add("cuts", time.perf_counter() - start)
-            yield dataclasses.replace(frame, cut=cut, cells=summary)
-            continue
-        yield dataclasses.replace(frame, cut=cut)
+        yield dataclasses.replace(frame, cut=cut, cells=summary)

@@ -93,14 +93,21 @@ class DlibHogDetector(Detector):
                             np.asarray(scores, dtype=np.float32))
 
 
-def _cnn_weights() -> Path:
-    """dlib's MMOD CNN face detector weights, shipped by the face-recognition-models package
-    (located without importing it: its __init__ needs pkg_resources)."""
+def dlib_model_file(name: str) -> Path | None:
+    """A model file shipped by the face-recognition-models package, or None when it is not
+    installed (located without importing it: its __init__ needs pkg_resources)."""
     import importlib.util
     spec = importlib.util.find_spec("face_recognition_models")
-    path = None if spec is None or not spec.submodule_search_locations else \
-        Path(list(spec.submodule_search_locations)[0]) / "models" / "mmod_human_face_detector.dat"
-    if path is None or not path.is_file():
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
+    return path if path.is_file() else None
+
+
+def _cnn_weights() -> Path:
+    """dlib's MMOD CNN face detector weights."""
+    path = dlib_model_file("mmod_human_face_detector.dat")
+    if path is None:
         raise DetectorUnavailable("dlib's CNN face detector needs the face-recognition-models package "
                                   "(the 'dlib' extra)")
     return path

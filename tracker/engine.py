@@ -20,12 +20,14 @@ import dataclasses
 import itertools
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from .config import TrackingConfig
+from .cuts import cells_outside, changed_cells
 from .detect import iou
 from .identity import SAME_PERSON
 from .io.sources import Frame
@@ -124,6 +126,7 @@ class Engine:
         self.regress = regress
         self.identity = identity              # a tracker.identity.FaceIdentity, or None: no id crosses a cut
         self.times = StageTimes()
+        self._worker = None                   # the thread newcomer scans run on, started by the first
         self.reset()
 
     def reset(self) -> None:
@@ -142,7 +145,7 @@ class Engine:
     def close(self) -> None:
         """Stop the scan worker thread (after the scan in progress, whose result is dropped)."""
         self._drop_pending()
-        if getattr(self, "_worker", None) is not None:
+        if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None
 
@@ -335,7 +338,6 @@ class Engine:
         if frame.cells is None or self._scan_cells is None or self._skipped >= QUIET_SKIPS \
                 or frame.cells.shape != self._scan_cells.shape:
             return False
-        from .cuts import cells_outside, changed_cells
         outside = cells_outside(frame.image.shape, [t.box for t in self.tracks])
         return not (changed_cells(self._scan_cells, frame.cells, QUIET_CHANGE) & outside).any()
 
@@ -357,11 +359,14 @@ class Engine:
         so it runs beside the classifier); its boxes are used ``SCAN_DELAY`` frames later (half
         of ``redetect_every`` when that is shorter),
         on that frame, which keeps the results the same however fast the thread is."""
-        if getattr(self, "_worker", None) is None:
-            from concurrent.futures import ThreadPoolExecutor
+        if self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="scan")
         delay = max(1, min(SCAN_DELAY, self.cfg.redetect_every // 2))
         self._pending = (self._worker.submit(self._newcomer_boxes, frame.image), self.frames_seen + delay)
+        self._mark_scanned(frame)
+
+    def _mark_scanned(self, frame: Frame) -> None:
+        """A whole-frame scan ran (or started) on ``frame``: the periodic count starts again."""
         self.last_scan = self.frames_seen
         self._scan_cells, self._skipped = frame.cells, 0
 
@@ -389,21 +394,7 @@ class Engine:
         its crop frozen, then lost.
         """
         if boxes is None:
-            start = time.perf_counter()
-            region = self._around(frame.image.shape, [face.box for _, face in uncertain]) \
-                if uncertain and not frame.cut else None
-            # Faces in doubt that are large need no upsampling to be seen again (4x cheaper).
-            upsample = self.cfg.scan_upsample if uncertain and not frame.cut and \
-                min(face.box[2] - face.box[0] for _, face in uncertain) >= LARGE_FACE else None
-            if region is None:
-                # An image file starting a shot gets the still-image fallback too.
-                boxes = self.landmarker.face_boxes(frame.image, upsample, fallback=frame.cut and bool(frame.name))
-                self.last_scan = self.frames_seen
-                self._scan_cells, self._skipped = frame.cells, 0
-            else:                  # faces in doubt are looked for where they were; newcomers wait for the next scan
-                x0, y0, x1, y1 = region
-                boxes = self.landmarker.face_boxes(frame.image[y0:y1, x0:x1], upsample) + np.array([x0, y0, x0, y0])
-            self.times.add("detect", time.perf_counter() - start)
+            boxes = self._detect(frame, uncertain)
         self.lost = [t for t in self.lost if self.frames_seen - t.last_frame <=
                      self.cfg.forget_after * (IDENTITY_MEMORY if t.descriptor is not None else 1)]
         taken = [landmark_box(f.landmarks) for f in tracked]
@@ -432,14 +423,12 @@ class Engine:
                 held.append(dataclasses.replace(face, held=True))
                 if track.face_id in occluded:
                     dropped.add(found.pop(track.face_id))
-        if dropped:
-            keep = [i for i in range(len(estimates)) if i not in dropped]
-            estimates = [estimates[i] for i in keep]
-            found = {fid: keep.index(k) for fid, k in found.items()}
         new_faces = []
         known = [t for t in self.lost if t.descriptor is not None]
         across, descriptors = self._ids_by_identity(frame, estimates, known) if frame.cut and known else ({}, {})
         for index, est in enumerate(estimates):
+            if index in dropped:
+                continue
             box = self.landmarker.box_from_landmarks(est.landmarks if est.classified is None else est.classified)
             face_id = next((fid for fid, k in found.items() if k == index), across.get(index))
             face_id = self._id_for(box) if face_id is None else face_id
@@ -449,6 +438,24 @@ class Engine:
             (self.tracks if est.confidence >= self.cfg.lost_confidence else self.lost).append(track)
             new_faces.append(FaceResult.from_estimate(est, face_id))
         return held + new_faces
+
+    def _detect(self, frame: Frame, uncertain) -> np.ndarray:
+        """The detector on this frame, now: at the fresh-detection setting (with the still-image
+        fallback for an image file starting a shot); for faces in doubt only around them, and
+        without upsampling when they are large."""
+        start = time.perf_counter()
+        doubt = bool(uncertain) and not frame.cut
+        region = self._around(frame.image.shape, [face.box for _, face in uncertain]) if doubt else None
+        upsample = self.cfg.scan_upsample \
+            if doubt and min(face.box[2] - face.box[0] for _, face in uncertain) >= LARGE_FACE else None
+        if region is None:
+            boxes = self.landmarker.face_boxes(frame.image, upsample, fallback=frame.cut and bool(frame.name))
+            self._mark_scanned(frame)
+        else:                  # faces in doubt are looked for where they were; newcomers wait for the next scan
+            x0, y0, x1, y1 = region
+            boxes = self.landmarker.face_boxes(frame.image[y0:y1, x0:x1], upsample) + np.array([x0, y0, x0, y0])
+        self.times.add("detect", time.perf_counter() - start)
+        return boxes
 
     def _describe(self, tracks: list[Track]) -> None:
         """Give each track without one its identity descriptor, from the latest frame."""

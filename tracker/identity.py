@@ -13,15 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .detect import dlib_model_file
+
 SAME_PERSON = 0.6          # dlib's threshold on the descriptor distance
 
 
 def _weights() -> Path | None:
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "dlib_face_recognition_resnet_model_v1.dat"
-    return path if path.is_file() else None
+    return dlib_model_file("dlib_face_recognition_resnet_model_v1.dat")
 
 
 class FaceIdentity:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 
+from .confidence import posterior_features
 from .crop import crop_batch
 from .detect import BoxCalibration, Detector
 from .model import LandmarkModel
@@ -89,8 +90,9 @@ class Landmarker:
             with self._detecting:
                 rows = detector.detect(image, None if detector in self.fallback else upsample)
             if len(rows):
-                rows = rows.copy()
-                rows[:, :4] /= scale
+                if scale != 1.0:
+                    rows = rows.copy()
+                    rows[:, :4] /= scale
                 return self.calibrations[detector.name].apply(rows).reshape(-1, 4)
         return np.zeros((0, 4))
 
@@ -128,7 +130,6 @@ class Landmarker:
         calibration, the probability that the face is within the failure threshold
         (:mod:`tracker.confidence`); without, the posterior mass near the estimate.
         ``drift``: how far the landmarks' box moved from the crop's box (box sides)."""
-        from .confidence import posterior_features
         near = posterior_confidence(post, self.model.templates, canon, self.model.tau)
         features = posterior_features(post, canon, self.model.templates, near, drift)
         calibration = self.model.confidence
@@ -155,10 +156,9 @@ class Landmarker:
             embeddings = [] if index == 0 and self.box_refiner is not None else None
             post, canon = self.classify_crops(self.crops(image, boxes), embeddings)
             points = from_canonical(canon, boxes)
-            last_boxes = boxes
-            boxes = self.box_from_landmarks(points) if embeddings is None else \
-                self.box_refiner.apply(embeddings[0], boxes)
-        conf, feats = self.confidence(post, canon, box_drift(last_boxes, self.box_from_landmarks(points)))
+            last_boxes, own_boxes = boxes, self.box_from_landmarks(points)
+            boxes = own_boxes if embeddings is None else self.box_refiner.apply(embeddings[0], boxes)
+        conf, feats = self.confidence(post, canon, box_drift(last_boxes, own_boxes))
         final = self.regress(image, points, post.classes[:, 0]) if regress else points
         return [FaceEstimate(box=last_boxes[i], landmarks=final[i], confidence=float(conf[i]),
                              classes=post.classes[i], probs=post.probs[i],

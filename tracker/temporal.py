@@ -116,11 +116,13 @@ class HmmStage:
     def _decoded(self, result: FrameResult, states: dict) -> FrameResult:
         """The frame with its decoded landmarks; the full log-softmax, used up, is dropped
         (K floats per face and frame would pile up in a caller that keeps results)."""
-        faces = tuple((face if face.log_probs is None else dataclasses.replace(face, log_probs=None))
-                      if states[face.face_id] < 0 else dataclasses.replace(
-            face, landmarks=self._landmarks(face, states[face.face_id]),
-            pose_class=states[face.face_id], log_probs=None) for face in result.faces)
-        return FrameResult(result.frame, faces)
+        return FrameResult(result.frame, tuple(self._decoded_face(f, states[f.face_id]) for f in result.faces))
+
+    def _decoded_face(self, face: FaceResult, state: int) -> FaceResult:
+        """``face`` with the landmarks of its decoded ``state`` (-1: nothing decoded, kept as it is)."""
+        if state < 0:
+            return face if face.log_probs is None else dataclasses.replace(face, log_probs=None)
+        return dataclasses.replace(face, landmarks=self._landmarks(face, state), pose_class=state, log_probs=None)
 
     def _landmarks(self, face: FaceResult, state: int) -> np.ndarray:
         """A visible face: its posterior reweighted towards the decoded state. A held face

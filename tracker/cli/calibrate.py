@@ -60,9 +60,9 @@ def _calibrate(argv: list[str], prog: str) -> int:
         model.save(out)
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
-    for name, stats in model.meta["calibration_fit"].items() if not args.detectors else \
-            ((n, model.meta["calibration_fit"][n]) for n in names):
-        print(f"{name}: {json.dumps(stats)}")
+    fits = model.meta["calibration_fit"]
+    for name in names if args.detectors else fits:
+        print(f"{name}: {json.dumps(fits[name])}")
     return EXIT_OK
 
 
