@@ -34,6 +34,36 @@ def test_video_frames_and_pts_timestamps(tmp_path):
     assert np.abs(frames[5].image.astype(int) - written[5]).mean() < 8
 
 
+class _Freed:
+    """Stands in for a PyAV stream once its container is closed: any use is an error."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"stream.{name} read after the container was closed (freed memory)")
+
+
+def test_nothing_reads_the_stream_after_close(tmp_path):
+    # PyAV frees a stream with its container; reading one then segfaulted the decode thread
+    # now and then at the end of a clip. The header's facts are read once while it is open.
+    path = tmp_path / "v.mp4"
+    write_video(path, frames=12, fps=24)
+    source = VideoSource(path)
+
+    class Container:
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def close(self):
+            self.real.close()
+            source._stream = _Freed()
+
+    source._container = Container(source._container)
+    assert len(list(source)) == 12 and not source.truncated
+    assert source.fps == 24 and source.frame_count == 12 and source.time_base is not None
+
+
 def test_bundled_sample_video(sample_clip):
     source = VideoSource(sample_clip / "vid.mp4")
     assert source.fps == pytest.approx(23.976, abs=1e-3) and source.frame_count == 472

@@ -174,6 +174,7 @@ class VideoSource:
         else:
             self._stream.thread_type = "AUTO"
             self._stream.codec_context.thread_count = max(0, threads)
+        self._read_header()
         self.skipped = 0
         self.truncated = False
         self._closed = False
@@ -184,9 +185,17 @@ class VideoSource:
             self._closed = True
             self._container.close()
 
-    @property
-    def time_base(self) -> Fraction | None:
-        return self._stream.time_base
+    def _read_header(self) -> None:
+        """What the header says, read once while the file is open: PyAV frees the stream
+        with the container, and reading it after close crashed the process (a segfault on
+        the decode thread at the end of a clip, about 1 run in 40)."""
+        stream = self._stream
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else 30.0
+        self.frame_count = int(stream.frames or 0)
+        self.time_base: Fraction | None = stream.time_base
+        self._start_time = stream.start_time or 0
+        self._expected_duration = self._header_duration()
 
     @property
     def damage(self) -> str:
@@ -198,20 +207,10 @@ class VideoSource:
             parts.append("the file ends early (truncated)")
         return "; ".join(parts)
 
-    @property
-    def fps(self) -> float:
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        return float(rate) if rate else 30.0
-
-    @property
-    def frame_count(self) -> int:
-        return int(self._stream.frames or 0)
-
     def _timestamp(self, frame, index: int) -> float:
         if frame.pts is None or frame.time_base is None:
             return (index - 1) / self.fps
-        start = self._stream.start_time or 0
-        return float((frame.pts - start) * frame.time_base)
+        return float((frame.pts - self._start_time) * frame.time_base)
 
     def __iter__(self) -> Iterator[Frame]:
         import av
@@ -239,7 +238,7 @@ class VideoSource:
         if not self.skipped and self._ends_early(index, last_timestamp):
             self.truncated = True
 
-    def _expected_duration(self) -> float | None:
+    def _header_duration(self) -> float | None:
         """The video stream's duration from the container header, in seconds, if it says."""
         stream = self._stream
         if stream.duration and stream.time_base:
@@ -259,7 +258,7 @@ class VideoSource:
         """Fewer frames than the header promises, or the last one well before the stated end."""
         if self.frame_count and decoded < self.frame_count:
             return True
-        expected = self._expected_duration()
+        expected = self._expected_duration
         return bool(expected) and last_timestamp + 2.5 / self.fps < expected
 
 
