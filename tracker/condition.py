@@ -35,14 +35,42 @@ class Conditioned:
     consistent: int            # |Omega(E)| among all K classes (0: none was, the nearest were used)
 
 
-def consistent_mask(templates_px: np.ndarray, clicks, spread_px=0.0) -> np.ndarray:
-    """(K,) bool: classes whose template (K, 68, 2, pixels) puts every click within its
-    tolerance, widened by each class's own spread ``spread_px`` (K,) or scalar (pixels)."""
-    mask = np.ones(len(templates_px), bool)
-    for c in clicks:
-        d = np.hypot(templates_px[:, c.landmark, 0] - c.x, templates_px[:, c.landmark, 1] - c.y)
+def click_distances(templates: np.ndarray, box: np.ndarray, clicks) -> np.ndarray:
+    """(n_clicks, K) pixel distance from each click to its landmark in every class's
+    canonical template (K, 68, 2) placed in ``box`` (only the clicked landmarks are placed)."""
+    center = (np.asarray(box[:2], np.float64) + box[2:]) / 2
+    size = float(box[2] - box[0])
+    out = np.empty((len(clicks), len(templates)))
+    for i, c in enumerate(clicks):
+        points = templates[:, c.landmark].astype(np.float64) * size + center
+        out[i] = np.hypot(points[:, 0] - c.x, points[:, 1] - c.y)
+    return out
+
+
+def consistent_mask(distances: np.ndarray, clicks, spread_px=0.0) -> np.ndarray:
+    """(K,) bool: the classes Omega(E) that put every click within its tolerance, widened by
+    each class's own spread ``spread_px`` (K,) or scalar (pixels); ``distances`` from
+    :func:`click_distances`."""
+    mask = np.ones(distances.shape[1], bool)
+    for d, c in zip(distances, clicks):
         mask &= d <= np.hypot(c.tolerance, spread_px)
     return mask
+
+
+def _spread_px(widths, box) -> np.ndarray | float:
+    return 0.0 if widths is None else np.asarray(widths, np.float64) * float(box[2] - box[0])
+
+
+def restricted_log_probs(log_probs: np.ndarray, templates: np.ndarray, box: np.ndarray, clicks, widths=None,
+                         penalty: float = -1e4) -> np.ndarray:
+    """``log_probs`` (K,) with the classes outside Omega(E) set to ``penalty`` (as in
+    :func:`condition`; unchanged when no class is consistent): the evidence of a clicked
+    frame for the HMM, so that a decoded path passes through the consistent classes."""
+    clicks = list(clicks)
+    mask = consistent_mask(click_distances(templates, box, clicks), clicks, _spread_px(widths, box))
+    if not mask.any():
+        return log_probs
+    return np.where(mask, log_probs, np.float32(penalty)).astype(np.float32)
 
 
 def condition(log_probs: np.ndarray, templates: np.ndarray, box: np.ndarray, clicks, widths=None,
@@ -53,21 +81,19 @@ def condition(log_probs: np.ndarray, templates: np.ndarray, box: np.ndarray, cli
     shapes around its template, not for the template alone. Where no class is consistent,
     the ``nearest`` classes by their worst click distance (relative to its tolerance) stand in."""
     clicks = list(clicks)
-    templates_px = from_canonical(templates, box)
     log_probs = np.asarray(log_probs, np.float64)
-    spread = 0.0 if widths is None else np.asarray(widths, np.float64) * float(box[2] - box[0])
-    mask = consistent_mask(templates_px, clicks, spread) if clicks else np.ones(len(log_probs), bool)
+    distances = click_distances(templates, box, clicks)
+    mask = consistent_mask(distances, clicks, _spread_px(widths, box)) if clicks else np.ones(len(log_probs), bool)
     n_consistent = int(mask.sum())
     if n_consistent == 0:
-        worst = np.max([np.hypot(templates_px[:, c.landmark, 0] - c.x, templates_px[:, c.landmark, 1] - c.y)
-                        / max(c.tolerance, 1e-6) for c in clicks], axis=0)
+        tolerances = np.array([max(c.tolerance, 1e-6) for c in clicks])[:, None]
         mask = np.zeros(len(log_probs), bool)
-        mask[np.argsort(worst, kind="stable")[:nearest]] = True
+        mask[np.argsort((distances / tolerances).max(0), kind="stable")[:nearest]] = True
     candidates = np.flatnonzero(mask)
     order = candidates[np.argsort(-log_probs[candidates], kind="stable")[:top_k]]
     weights = np.exp(log_probs[order] - log_probs[order].max())
     probs = weights / weights.sum()
-    landmarks = np.einsum("k,kpd->pd", probs, templates_px[order])
+    landmarks = np.einsum("k,kpd->pd", probs, from_canonical(templates[order].astype(np.float64), box))
     for c in clicks:
         landmarks[c.landmark] = (c.x, c.y)
     return Conditioned(order, probs.astype(np.float32), landmarks, n_consistent)
@@ -99,3 +125,25 @@ def next_click(probs: np.ndarray, shapes: np.ndarray, tolerance: float = 5.0, ex
     errors = expected_errors(probs, shapes, tolerance, spread_px)
     errors[list(exclude)] = np.inf
     return int(np.argmin(errors))
+
+
+def conditioned_face(landmarker, image: np.ndarray, box: np.ndarray, log_probs: np.ndarray, clicks) -> Conditioned:
+    """A face re-predicted given ``clicks``: eq. 10 over the classifier's full distribution
+    ``log_probs`` (K,) for the crop ``box``, then the later stages as usual (the regressors
+    of the conditional top class, when the landmarker has them), the clicked points kept
+    where the user put them. With no click, the face as the landmarker predicted it."""
+    model = landmarker.model
+    clicks = list(clicks)
+    out = condition(log_probs, model.templates, box, clicks, widths=model.widths, top_k=landmarker.top_k)
+    landmarks = landmarker.regress(image, out.landmarks[None], out.classes[:1])[0].copy()
+    for c in clicks:
+        landmarks[c.landmark] = (c.x, c.y)
+    return Conditioned(out.classes, out.probs, landmarks, out.consistent)
+
+
+def suggested_click(model, box: np.ndarray, conditioned: Conditioned, tolerance: float, exclude=()) -> int:
+    """The landmark to click next on a face (see :func:`next_click`), given its current
+    ``conditioned`` distribution in the crop ``box``."""
+    shapes = from_canonical(model.templates[conditioned.classes], box)
+    spread = model.widths[conditioned.classes] * float(box[2] - box[0])
+    return next_click(conditioned.probs, shapes, tolerance, exclude, spread)
