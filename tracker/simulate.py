@@ -15,8 +15,10 @@ each frame on its own classifier distribution, and ``every_M`` rows click the su
 landmark on one frame in every M only, the HMM carrying the correction to the frames between
 (:func:`carried_through_hmm`); ``clicked_only_M`` is the same clicks without the carry.
 
-A click's tolerance is ``tolerance`` (a fraction of the face box's side; 0.03 is ~5 px on
-a 170 px face) unless ``tolerance_px`` is given. A face the detector misses counts as a
+A click's tolerance is ``tolerance`` (a fraction of the face box's side, widened by each
+class's own spread as in eq. 10 here; 0.06, about 10 px on a 170 px face, chosen on the 213
+validation faces: one suggested click AUC 0.780 -> 0.782 / 0.783 / 0.789 at 0.015 / 0.03 /
+0.06) unless ``tolerance_px`` is given. A face the detector misses counts as a
 failure in every row.
 """
 from __future__ import annotations
@@ -165,7 +167,7 @@ def table(rows: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict]:
     return out
 
 
-def simulate_stills(tracker, images, gt_root, clicks: int = 3, tolerance: float = 0.03,
+def simulate_stills(tracker, images, gt_root, clicks: int = 3, tolerance: float = 0.06,
                     tolerance_px: float | None = None, progress=None) -> dict[str, dict]:
     """The table for a folder of annotated images."""
     per_row: dict[str, dict] = {}
@@ -182,7 +184,7 @@ def simulate_stills(tracker, images, gt_root, clicks: int = 3, tolerance: float 
     return table({name: errors_of(per_row.get(name, {}), gt) for name in names})
 
 
-def simulate_sequence(tracker, folder, clicks: int = 3, every=(10, 30), tolerance: float = 0.03,
+def simulate_sequence(tracker, folder, clicks: int = 3, every=(10, 30), tolerance: float = 0.06,
                       tolerance_px: float | None = None, progress=None) -> dict[str, dict]:
     """The table for a 300VW-style folder (``vid.*`` and ``annot/``): the tracker's own
     output, per-frame conditioning, and one suggested click every M frames carried by the HMM."""
@@ -239,7 +241,7 @@ def sequence_video(folder: Path) -> Path:
     return videos[0]
 
 
-def simulate(tracker, inputs, gt_root, clicks: int = 3, every=(10, 30), tolerance: float = 0.03,
+def simulate(tracker, inputs, gt_root, clicks: int = 3, every=(10, 30), tolerance: float = 0.06,
              tolerance_px: float | None = None, progress=None) -> dict[str, dict]:
     """:func:`simulate_sequence` when ``gt_root`` is a 300VW-style folder, else
     :func:`simulate_stills` on the images ``inputs`` with the .pts of ``gt_root``."""
