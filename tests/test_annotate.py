@@ -1,8 +1,6 @@
 """facetrack annotate: the headless session (clicks, undo, drag, suggestion, save, render) and the command."""
 from __future__ import annotations
 
-import itertools
-
 import cv2
 import numpy as np
 import pytest
@@ -85,6 +83,7 @@ def test_a_drag_moves_the_landmark_nearest_the_press_to_the_release_point(sessio
     assert picked == j
     session.move(points[j, 0] + 5, points[j, 1])
     assert session.drag[1] == j and session.render().shape == session.item.image.shape
+    assert session.status().endswith("dragging right eye 36")
     session.release(points[j, 0] + 6.5, points[j, 1] + 2.0)
     assert session.drag is None
     (click,) = session.face.clicks
@@ -190,7 +189,7 @@ def test_the_output_folder_is_never_the_inputs_own(stills, tmp_path):
         open_items("0")
 
 
-def test_keys_call_the_session(monkeypatch):
+def test_keys_call_the_session():
     from tracker.cli.annotate import KEY_BACKSPACE, KEY_ESC, KEY_TAB, handle_key
 
     class Recorder:

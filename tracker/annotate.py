@@ -402,7 +402,9 @@ class AnnotationSession:
             face = self.face
             parts += [f"face {self.state.selected + 1}/{len(faces)}", f"clicks {len(face.clicks)}",
                       f"suggest {landmark_name(face.suggestion)}"]
-        if self.message:
+        if self.drag is not None:
+            parts.append(f"dragging {landmark_name(self.drag[1])}")
+        elif self.message:
             parts.append(self.message)
         return " | ".join(parts)
 
@@ -422,8 +424,8 @@ class AnnotationSession:
         if self.drag is not None:
             index, landmark, x, y = self.drag
             start = self.state.faces[index].landmarks[landmark]
-            cv2.line(image, _px(start), _px((x, y)), DRAG_COLOUR, 1, cv2.LINE_AA, shift=4)
-            _dot(image, (x, y), 3 * scale, DRAG_COLOUR)
+            cv2.line(image, _px(start), _px((x, y)), DRAG_COLOUR, max(1, int(scale)), cv2.LINE_AA, shift=4)
+            _dot(image, (x, y), 5 * scale, DRAG_COLOUR)
         _text_bar(image, self.status(), top=True)
         if help_line:
             _text_bar(image, HELP_LINE, top=False)

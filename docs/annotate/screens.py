@@ -7,6 +7,7 @@ label, and after it was dropped there.
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -20,12 +21,13 @@ from tracker.metrics import nme
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parents[1] / "tracker" / "assets" / "sample"
 STEP = 16
+OUT = Path(tempfile.gettempdir()) / "facetrack-annotate-screens"      # never saved to
 
 
 def main() -> None:
     labels = read_300vw(SAMPLE).landmarks
     tracker = Tracker(None, "cpu", temporal=True, threads=1)
-    session = AnnotationSession(tracker, VideoItems(SAMPLE / "vid.mp4", cached=2), HERE / "out-unused")
+    session = AnnotationSession(tracker, VideoItems(SAMPLE / "vid.mp4", cached=2), OUT)
     worst, worst_position = -1.0, 0
     while True:
         if session.face is not None:
@@ -36,7 +38,7 @@ def main() -> None:
         if not all(session.next() for _ in range(STEP)):
             break
     session = AnnotationSession(tracker, VideoItems(SAMPLE / "vid.mp4", cached=2),
-                                HERE / "out-unused")
+                                OUT)
     while session.item.position < worst_position:
         session.next()
     truth = labels[session.item.number]
