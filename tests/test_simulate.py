@@ -45,7 +45,7 @@ def test_best_single_click_is_no_worse_than_any_single_click_and_clicks_are_kept
     gt = read_pts(sequence / "annot" / "000001.pts")
     face = matched_face(raw[0], gt)
     case = Case(1, gt, frame.image, face.box, face.log_probs)
-    rows = strategy_landmarks(tracker.landmarker, case, clicks=2, tol=4.0)
+    rows, _ = strategy_landmarks(tracker.landmarker, case, clicks=2, tol=4.0)
     assert set(rows) == {"none", "nose", "suggested_1", "suggested_2", "best"}
     np.testing.assert_allclose(rows["nose"][30], gt[30])
     assert point_errors(rows["best"], gt) <= min(point_errors(rows[k], gt) for k in ("nose", "suggested_1")) + 1e-9

@@ -57,8 +57,9 @@ def face_tolerance(box: np.ndarray, tolerance: float, tolerance_px: float | None
     return float(tolerance_px) if tolerance_px else tolerance * float(box[2] - box[0])
 
 
-def strategy_landmarks(landmarker, case: Case, clicks: int, tol: float) -> dict[str, np.ndarray]:
-    """Landmarks of ``case`` under each click strategy (see the module docstring)."""
+def strategy_landmarks(landmarker, case: Case, clicks: int, tol: float) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Landmarks of ``case`` under each click strategy (see the module docstring), and the
+    suggested landmarks in the order they were clicked."""
     def predict(chosen) -> np.ndarray:
         picked = [Click(j, *case.gt[j], tol) for j in chosen]
         return conditioned_face(landmarker, case.image, case.box, case.log_probs, picked).landmarks
@@ -73,7 +74,7 @@ def strategy_landmarks(landmarker, case: Case, clicks: int, tol: float) -> dict[
         out[f"suggested_{n}"] = current.landmarks
     singles = [predict([j]) for j in range(len(case.gt))]
     out["best"] = min(singles, key=lambda s: point_errors(s, case.gt))
-    return out
+    return out, chosen
 
 
 def still_cases(landmarker, images, gt_root) -> Iterator[Case]:
@@ -118,14 +119,22 @@ def carried_through_hmm(tracker, raw: list[FrameResult], video, clicks: dict) ->
     regressors and the smoothing run as usual; the clicked points stay where they were put."""
     stage = tracker.new_temporal_stage(live=False)
     out: list[FrameResult] = []
-    source = VideoSource(video)
-    for result, frame in zip(raw, source):
-        faces = tuple(_clicked_face(tracker.landmarker, frame.image, f, clicks.get(result.frame.index, {}).get(f.face_id))
+    for result, image in with_images(raw, video):
+        faces = tuple(_clicked_face(tracker.landmarker, image, f, clicks.get(result.frame.index, {}).get(f.face_id))
                       for f in result.faces)
-        out += stage.push(FrameResult(dataclasses.replace(result.frame, image=frame.image), faces))
+        out += stage.push(FrameResult(dataclasses.replace(result.frame, image=image), faces))
     out += stage.flush()
-    source.close()
     return [_with_clicks_kept(r, clicks.get(r.frame.index, {})) for r in out]
+
+
+def with_images(raw: list[FrameResult], video) -> Iterator[tuple[FrameResult, np.ndarray]]:
+    """Each result of :func:`track_raw` with its frame's image, decoded again."""
+    source = VideoSource(video)
+    try:
+        for result, frame in zip(raw, source):
+            yield result, frame.image
+    finally:
+        source.close()
 
 
 def _clicked_face(landmarker, image, face, clicks):
@@ -176,7 +185,7 @@ def simulate_stills(tracker, images, gt_root, clicks: int = 3, tolerance: float 
         gt[case.key] = case.gt
         if case.box is not None:
             tol = face_tolerance(case.box, tolerance, tolerance_px)
-            for name, points in strategy_landmarks(tracker.landmarker, case, clicks, tol).items():
+            for name, points in strategy_landmarks(tracker.landmarker, case, clicks, tol)[0].items():
                 per_row.setdefault(name, {})[case.key] = points
         if progress is not None:
             progress(1)
@@ -192,34 +201,30 @@ def simulate_sequence(tracker, folder, clicks: int = 3, every=(10, 30), toleranc
     video = sequence_video(folder)
     gt = load_ground_truth(folder)
     raw = track_raw(tracker, video)
-    tracked = carried_through_hmm(tracker, raw, video, {})
-    rows = {"tracked": errors_of(_matched_landmarks(tracked, gt), gt)}
+    tracked = _matched_landmarks(carried_through_hmm(tracker, raw, video, {}), gt)
+    rows = {"tracked": errors_of(tracked, gt)}
     per_row: dict[str, dict] = {}
     suggested: dict[int, tuple[int, Click]] = {}         # frame -> (face_id, the first suggested click)
-    for result, frame in zip(raw, VideoSource(video)):
+    for result, image in with_images(raw, video):
         truth = gt.get(result.frame.index)
         face = None if truth is None else matched_face(result, truth)
         if face is None:
             continue
-        case = Case(result.frame.index, truth, frame.image, face.box, face.log_probs)
+        case = Case(result.frame.index, truth, image, face.box, face.log_probs)
         tol = face_tolerance(face.box, tolerance, tolerance_px)
-        for name, points in strategy_landmarks(tracker.landmarker, case, clicks, tol).items():
+        landmarks, order = strategy_landmarks(tracker.landmarker, case, max(1, clicks), tol)
+        for name, points in landmarks.items():
             per_row.setdefault(name, {})[case.key] = points
-        first = conditioned_face(tracker.landmarker, frame.image, face.box, face.log_probs, [])
-        j = suggested_click(tracker.model, face.box, first, tol)
-        suggested[case.key] = (face.face_id, Click(j, *truth[j], tol))
+        suggested[case.key] = (face.face_id, Click(order[0], *truth[order[0]], tol))
         if progress is not None:
             progress(1)
     names = ["none", "nose"] + [f"suggested_{n}" for n in range(1, clicks + 1)] + ["best"]
     rows.update({name: errors_of(per_row.get(name, {}), gt) for name in names})
     for m in every:
         chosen = {k: {fid: [c]} for k, (fid, c) in suggested.items() if (k - 1) % m == 0}
-        carried = carried_through_hmm(tracker, raw, video, chosen)
-        rows[f"every_{m}"] = errors_of(_matched_landmarks(carried, gt), gt)
-        only = dict(_matched_landmarks(tracked, gt))
-        clicked = _matched_landmarks(carried, gt)
-        only.update({k: clicked[k] for k in chosen if k in clicked})
-        rows[f"clicked_only_{m}"] = errors_of(only, gt)
+        carried = _matched_landmarks(carried_through_hmm(tracker, raw, video, chosen), gt)
+        rows[f"every_{m}"] = errors_of(carried, gt)
+        rows[f"clicked_only_{m}"] = errors_of({**tracked, **{k: carried[k] for k in chosen if k in carried}}, gt)
     return table(rows)
 
 
