@@ -24,6 +24,7 @@ from .landmarker import Landmarker
 from .model import LandmarkModel, load_model, pick_device
 from .pipeline import track_frames
 from .temporal import RegressStage, TemporalStage, temporal_stage
+from .uncertainty import UncertaintyReader
 
 __all__ = ["Tracker", "TrackStream", "FrameResult", "FaceResult", "LandmarkTable", "read_landmarks"]
 
@@ -52,6 +53,7 @@ class Tracker:
         else:
             model = load_model(model, self.device)
         self.model = model
+        self.read_uncertainty = UncertaintyReader(model.templates, model.widths)
         self.landmarker = Landmarker(model, _detectors(cfg.detector, cfg.upsample), self.device, top_k=cfg.top_k,
                                      passes=cfg.detect_passes, flip_average=cfg.flip_average,
                                      keep_log_probs=self.config.temporal.enabled, refine=cfg.refine,
@@ -72,8 +74,16 @@ class Tracker:
         """The faces of one image (an HxWx3 BGR array or an image file), best first, each
         found afresh by the detector (``face_id`` is its rank)."""
         image = read_image(image) if isinstance(image, (str, Path)) else as_bgr_image(image)
-        return [dataclasses.replace(FaceResult.from_estimate(est, i), log_probs=None)
+        return [self.with_uncertainty(dataclasses.replace(FaceResult.from_estimate(est, i), log_probs=None))
                 for i, est in enumerate(self.landmarker(image))]
+
+    def with_uncertainty(self, face: FaceResult) -> FaceResult:
+        """``face`` with its head pose and landmark spread (:mod:`tracker.uncertainty`) set."""
+        return dataclasses.replace(face, uncertainty=self.read_uncertainty(face.classes, face.probs, face.box))
+
+    def described(self, result: FrameResult) -> FrameResult:
+        """``result`` with every face's uncertainty set."""
+        return FrameResult(result.frame, tuple(self.with_uncertainty(f) for f in result.faces))
 
     def new_engine(self) -> Engine:
         """A fresh tracking engine over this tracker's landmarker (one per stream)."""
@@ -112,6 +122,7 @@ class TrackStream:
 
     def __init__(self, source, tracker: Tracker):
         self.source = source
+        self._tracker = tracker
         self.live = bool(getattr(source, "live", False))
         self.engine = tracker.new_engine()
         self.temporal = tracker.new_temporal_stage(self.live)
@@ -135,12 +146,12 @@ class TrackStream:
         return self
 
     def __next__(self) -> FrameResult:
-        return next(self._results)
+        return self._tracker.described(next(self._results))
 
     def finish(self) -> list[FrameResult]:
         """Stop, and return the frames the temporal stage still holds, decided now."""
         self.close()
-        return [] if self.temporal is None else self.temporal.drain()
+        return [] if self.temporal is None else [self._tracker.described(r) for r in self.temporal.drain()]
 
     def close(self) -> None:
         started = inspect.getgeneratorstate(self._results) != inspect.GEN_CREATED

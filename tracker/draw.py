@@ -1,4 +1,6 @@
-"""Overlay drawing: landmarks by facial part, a stable colour per face, the confidence."""
+"""Overlay drawing: landmarks by facial part, a stable colour per face, the confidence;
+on request each landmark's spread (a circle of one standard deviation) and a head-pose
+gauge (yaw and pitch with their standard deviations)."""
 from __future__ import annotations
 
 import cv2
@@ -45,9 +47,56 @@ def annotate(image: np.ndarray, face_id: int, landmarks: np.ndarray, confidence:
     return image
 
 
-def render(result) -> np.ndarray:
-    """A copy of the result's frame with every face drawn (the overlay video's frame)."""
+def draw_spread(image: np.ndarray, face_id: int, landmarks: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """A thin circle of radius one standard deviation (pixels) around every landmark, half
+    transparent, in place."""
+    colour = face_colour(face_id)
+    layer = image.copy()
+    for (x, y), r in zip(landmarks, spread):
+        cv2.circle(layer, (int(round(x * 16)), int(round(y * 16))), max(16, int(round(r * 16))), colour, 1,
+                   cv2.LINE_AA, shift=4)
+    cv2.addWeighted(layer, 0.45, image, 0.55, 0, dst=image)
+    return image
+
+
+GAUGE_RANGE = 90.0          # degrees at either end of the gauge
+
+
+def draw_pose_gauge(image: np.ndarray, face_id: int, landmarks: np.ndarray, uncertainty) -> np.ndarray:
+    """Below the face, in place: a yaw bar (-90 left ... +90 right, as OpenFace's pose_Ry)
+    with the mean marked and one standard deviation shaded, and the angles as text."""
+    colour = face_colour(face_id)
+    x0, y0 = landmarks.min(axis=0)
+    x1, y1 = landmarks.max(axis=0)
+    width = max(60.0, x1 - x0)
+    scale = max(1.0, min(image.shape[:2]) / 360)
+    left, top, height = int(x0), int(y1 + 8 * scale), max(4, int(4 * scale))
+    yaw, pitch, roll = (float(v) for v in uncertainty.pose)
+    yaw_std = float(uncertainty.pose_std[0])
+
+    def at(angle: float) -> int:
+        return left + int(round((np.clip(angle, -GAUGE_RANGE, GAUGE_RANGE) / GAUGE_RANGE + 1) / 2 * width))
+
+    cv2.rectangle(image, (left, top), (left + int(width), top + height), (40, 40, 40), -1)
+    cv2.rectangle(image, (at(yaw - yaw_std), top), (at(yaw + yaw_std), top + height), colour, -1)
+    cv2.line(image, (at(0), top - 2), (at(0), top + height + 2), (200, 200, 200), 1)
+    cv2.line(image, (at(yaw), top - int(3 * scale)), (at(yaw), top + height + int(3 * scale)), (255, 255, 255),
+             max(1, int(scale)))
+    label = f"yaw {yaw:+.0f}+-{yaw_std:.0f}  pitch {pitch:+.0f}  roll {roll:+.0f}"
+    org = (left, top + height + int(14 * scale))
+    thickness = max(1, int(round(scale)))
+    cv2.putText(image, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.putText(image, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale, colour, thickness, cv2.LINE_AA)
+    return image
+
+
+def render(result, uncertainty: bool = False) -> np.ndarray:
+    """A copy of the result's frame with every face drawn (the overlay video's frame);
+    ``uncertainty``: with each face's landmark spread and head-pose gauge, where known."""
     image = result.frame.image.copy()
     for face in result.faces:
         annotate(image, face.face_id, face.landmarks, face.confidence)
+        if uncertainty and face.uncertainty is not None:
+            draw_spread(image, face.face_id, face.landmarks, face.uncertainty.spread)
+            draw_pose_gauge(image, face.face_id, face.landmarks, face.uncertainty)
     return image

@@ -33,6 +33,7 @@ from .identity import SAME_PERSON
 from .io.sources import Frame
 from .landmarker import Landmarker
 from .shapes import box_drift, from_canonical, landmark_box
+from .uncertainty import Uncertainty
 
 SAME_FACE_IOU = 0.3        # a detection overlapping a tracked face this much is that face
 DUPLICATE_IOU = 0.5        # two tracks overlapping this much follow the same face
@@ -56,6 +57,7 @@ class FaceResult:
     log_probs: np.ndarray | None = None   # (K,) log-softmax over all classes (for the HMM, which drops it)
     held: bool = False         # confidence below the loss threshold; kept for the HMM to carry
     pose_class: int = -1       # the HMM's decoded pose class (-1 before or without decoding)
+    uncertainty: Uncertainty | None = None   # head pose and landmark spread (tracker.uncertainty), set by the API
 
     @classmethod
     def from_estimate(cls, estimate, face_id: int) -> "FaceResult":

@@ -29,6 +29,8 @@ def parser(prog: str = "facetrack predict"):
                    help="classification alone: skip the model's regressors after the classifier")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int_at_least(1), default=2, help="torch CPU threads")
+    p.add_argument("--spread", action="store_true",
+                   help="also each landmark's spread, columns s_0..s_67 (pixels; head pose is always there)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -50,7 +52,7 @@ def _predict(argv: list[str], prog: str) -> int:
                       flip_average=args.flip_average, refine=not args.no_refine)
     extra = ("file",) if isinstance(source, ImageSource) else ()
     total = len(source) if isinstance(source, ImageSource) else source.frame_count
-    with CsvSink("/dev/stdout" if args.csv == "-" else args.csv, extra) as sink, \
+    with CsvSink("/dev/stdout" if args.csv == "-" else args.csv, extra, spread=args.spread) as sink, \
             frame_progress(total, not args.no_progress) as bar:
         for frame in source:
             sink.write(FrameResult(frame, tuple(tracker.predict(frame.image))))

@@ -21,6 +21,12 @@ def parser(prog: str = "facetrack track"):
     p.add_argument("-o", "--output", metavar="VIDEO", help="overlay video (.mp4 .mov .mkv .avi .webm)")
     p.add_argument("--show", action="store_true", help="live window with the overlay (q or Esc quits)")
     p.add_argument("--jsonl", metavar="PATH", help="one JSON object per frame ('-' for stdout)")
+    p.add_argument("--spread", action="store_true",
+                   help="also each landmark's spread (pixels, one standard deviation): columns s_0..s_67 in "
+                        "--csv, 'spread' in --jsonl (head pose yaw/pitch/roll with their std is always there)")
+    p.add_argument("--draw-uncertainty", action="store_true",
+                   help="overlay (-o, --show): a circle of one standard deviation around each landmark and a "
+                        "head-pose gauge under each face")
     p.add_argument("--config", help="tracking YAML (default: built-in values, as in configs/track.yaml)")
     add_overrides(p, "tracking.batch_size=1")
     p.add_argument("--model", help="model file (default: the packaged model)")
@@ -62,7 +68,7 @@ def _run(args, config, stop: StopSignals, prog: str) -> int:
 
     def write(result) -> None:
         nonlocal done
-        image = render(result) if overlay else None
+        image = render(result, args.draw_uncertainty) if overlay else None
         for sink in plain:
             sink.write(result)
         for sink in overlay:
@@ -125,10 +131,11 @@ def open_sinks(args, source, stack: ExitStack) -> tuple[list, list]:
     plain, overlay = [], []
     if args.csv:
         extra = ("file",) if isinstance(source, ImageSource) else ()
-        plain.append(stack.enter_context(CsvSink("/dev/stdout" if args.csv == "-" else args.csv, extra)))
+        plain.append(stack.enter_context(CsvSink("/dev/stdout" if args.csv == "-" else args.csv, extra,
+                                                     spread=args.spread)))
     if args.jsonl:
         stream = sys.stdout if args.jsonl == "-" else stack.enter_context(_open_text(args.jsonl))
-        plain.append(stack.enter_context(JsonlSink(stream)))
+        plain.append(stack.enter_context(JsonlSink(stream, spread=args.spread)))
     if args.output:
         overlay.append(stack.enter_context(VideoSink(args.output, fps=source.fps, time_base=source.time_base)))
     if args.show:

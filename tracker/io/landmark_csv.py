@@ -1,7 +1,9 @@
 """The per-frame landmark CSV (OpenFace-compatible column layout).
 
 Header: ``frame,face_id,timestamp,confidence,success,x_0..x_67,y_0..y_67`` then any
-extra columns (``file`` for image folders). ``frame`` is 1-based, coordinates are
+extra columns (from ``facetrack track``: head pose ``yaw,yaw_std,pitch,pitch_std,roll,roll_std``
+in degrees, per-landmark spread ``s_0..s_67`` in pixels when asked, ``file`` for image
+folders). ``frame`` is 1-based, coordinates are
 0-based pixels of the original frame; rows without a face have ``success=0`` and
 empty coordinates.
 """
@@ -87,11 +89,13 @@ class LandmarkCsvWriter:
             self._file.flush()
 
     def write_frame(self, frame: int, timestamp: float, faces, extras: dict | None = None) -> None:
-        """One frame: a row per ``(face_id, confidence, points)`` in ``faces``, or one
-        ``success=0`` row when there is none; then flush."""
+        """One frame: a row per ``(face_id, confidence, points[, face_extras])`` in ``faces``
+        (``face_extras`` adds to ``extras`` for that row), or one ``success=0`` row when
+        there is none; then flush."""
         wrote = False
-        for face_id, confidence, points in faces:
-            self.write(frame, face_id, timestamp, confidence, points, extras, flush=False)
+        for face_id, confidence, points, *own in faces:
+            row_extras = {**(extras or {}), **(own[0] if own else {})}
+            self.write(frame, face_id, timestamp, confidence, points, row_extras, flush=False)
             wrote = True
         if not wrote:
             self.write(frame, -1, timestamp, 0.0, None, extras, flush=False)

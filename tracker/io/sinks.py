@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import FacetrackError, OutputError, UsageError
+from ..uncertainty import POSE_COLUMNS, spread_columns
 from .landmark_csv import LandmarkCsvWriter
 
 VIDEO_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".avi": "libx264",
@@ -48,12 +49,31 @@ def check_writable(path, suffixes: tuple[str, ...] | None = None) -> Path:
     return path
 
 
-class CsvSink:
-    """Rows of the landmark CSV; a frame without faces gets one ``success=0`` row."""
+def uncertainty_columns(spread: bool) -> tuple[str, ...]:
+    """The extra columns each face's uncertainty fills: head pose, then spread when asked."""
+    return POSE_COLUMNS + (spread_columns() if spread else ())
 
-    def __init__(self, path, extra_columns: tuple[str, ...] = ()):
+
+def uncertainty_cells(face, spread: bool) -> dict[str, str]:
+    """Column -> text of a face's uncertainty (empty when the face has none)."""
+    u = face.uncertainty
+    if u is None:
+        return {}
+    values = u.pose_values() | (u.spread_values() if spread else {})
+    return {name: f"{v:.2f}" for name, v in values.items()}
+
+
+class CsvSink:
+    """Rows of the landmark CSV; a frame without faces gets one ``success=0`` row.
+
+    After the OpenFace columns come each face's head pose (``yaw,yaw_std,pitch,pitch_std,
+    roll,roll_std``, degrees) and, with ``spread``, its landmark spread ``s_0..s_67``
+    (pixels); then ``extra_columns`` (``file`` for image folders)."""
+
+    def __init__(self, path, extra_columns: tuple[str, ...] = (), spread: bool = False):
         self.path = path
-        self._writer = LandmarkCsvWriter(path, extra_columns)
+        self.spread = spread
+        self._writer = LandmarkCsvWriter(path, uncertainty_columns(spread) + tuple(extra_columns))
 
     def __enter__(self) -> "CsvSink":
         try:
@@ -67,29 +87,39 @@ class CsvSink:
 
     def write(self, result) -> None:
         frame = result.frame
+        faces = [(f.face_id, f.confidence, f.landmarks, uncertainty_cells(f, self.spread)) for f in result.faces]
         try:
-            self._writer.write_frame(frame.index, frame.timestamp,
-                                     [(f.face_id, f.confidence, f.landmarks) for f in result.faces],
-                                     {"file": frame.name})
+            self._writer.write_frame(frame.index, frame.timestamp, faces, {"file": frame.name})
         except OSError as exc:
             raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
 
-def frame_json(result) -> dict:
+def face_json(face, spread: bool = False) -> dict:
+    """One face as a JSON-able dict (head pose keys as the CSV's; ``spread``: a list of 68)."""
+    out = {"face_id": face.face_id, "confidence": round(face.confidence, 4), "detected": face.detected,
+           "held": face.held, "pose_class": face.pose_class, "landmarks": np.round(face.landmarks, 2).tolist()}
+    u = face.uncertainty
+    if u is not None:
+        out |= {name: round(v, 2) for name, v in u.pose_values().items()}
+        if spread:
+            out["spread"] = np.round(u.spread, 2).tolist()
+    return out
+
+
+def frame_json(result, spread: bool = False) -> dict:
     """One frame as a JSON-able dict."""
     frame = result.frame
     return {"frame": frame.index, "timestamp": round(frame.timestamp, 4),
             **({"file": frame.name} if frame.name else {}),
-            "faces": [{"face_id": f.face_id, "confidence": round(f.confidence, 4),
-                       "detected": f.detected, "held": f.held, "pose_class": f.pose_class,
-                       "landmarks": np.round(f.landmarks, 2).tolist()} for f in result.faces]}
+            "faces": [face_json(f, spread) for f in result.faces]}
 
 
 class JsonlSink:
     """One JSON object per frame on a text stream (stdout by default), flushed per line."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, spread: bool = False):
         self.stream = stream or sys.stdout
+        self.spread = spread
 
     def __enter__(self) -> "JsonlSink":
         return self
@@ -98,7 +128,7 @@ class JsonlSink:
         pass
 
     def write(self, result) -> None:
-        self.stream.write(json.dumps(frame_json(result), separators=(",", ":")) + "\n")
+        self.stream.write(json.dumps(frame_json(result, self.spread), separators=(",", ":")) + "\n")
         self.stream.flush()
 
 
