@@ -197,9 +197,9 @@ def test_keys_call_the_session():
             return lambda: calls.append(name)
 
     calls = []
-    keys = [ord("n"), ord(" "), ord("p"), KEY_BACKSPACE, ord("u"), ord("c"), ord("s"), KEY_TAB, ord("x")]
+    keys = [ord("n"), ord(" "), ord("p"), KEY_BACKSPACE, ord("u"), ord("c"), ord("h"), ord("s"), KEY_TAB, ord("x")]
     assert all(handle_key(Recorder(), k) for k in keys)
-    assert calls == ["next", "next", "previous", "previous", "undo", "clear", "save", "next_face"]
+    assert calls == ["next", "next", "previous", "previous", "undo", "clear", "carry", "save", "next_face"]
     assert not handle_key(Recorder(), ord("q")) and not handle_key(Recorder(), KEY_ESC)
 
 
@@ -259,3 +259,36 @@ def test_three_suggested_clicks_lower_the_error_on_helen(tracker, helen_test, tm
         session.next()
     before, after = np.mean(errors, axis=0)
     assert after < before, errors
+
+
+def test_carry_takes_a_frames_clicks_to_its_neighbours_through_the_hmm(tracker, video, truth, tmp_path):
+    s = AnnotationSession(tracker, VideoItems(video, limit=9), tmp_path / "out")
+    try:
+        for _ in range(4):
+            s.next()
+        here = s.item.number                                            # frame 5
+        assert s.carry(frames=3) == 6 and s.message == "carried to 6 frames (2-8)"
+        plain = {st.number: st.faces[0].landmarks.copy() for st in s.states.values()}
+        for _ in range(2):
+            j = s.face.suggestion
+            s.click(j, *truth[here][j])
+        clicked = s.face.landmarks.copy()
+        assert s.carry(frames=3) == 6
+        np.testing.assert_array_equal(s.face.landmarks, clicked)         # the clicked frame keeps its own
+        carried = {st.number: st for st in s.states.values()}
+        assert set(carried) == set(range(1, 9)) and carried[1].faces[0].carried is None   # 3 either side only
+        moved = [np.abs(carried[n].faces[0].landmarks - plain[n]).max() for n in (2, 3, 4, 6, 7, 8)]
+        assert all(carried[n].faces[0].carried_from == here for n in (2, 3, 4, 6, 7, 8))
+        assert max(moved) > 0.05, moved                                 # the clicks reached the neighbours
+        s.previous()
+        assert "carried from frame 5" in s.status()
+        s.click(30, *truth[4][30])                                      # a click there: its own prediction again
+        assert "carried" not in s.status()
+    finally:
+        s.close()
+
+
+def test_carry_on_images_does_nothing(tracker, stills, tmp_path):
+    s = AnnotationSession(tracker, ImageItems(stills), tmp_path / "out")
+    assert s.carry() == 0 and s.message == "nothing to carry: not a video"
+    s.close()

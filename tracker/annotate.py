@@ -36,18 +36,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .condition import Click, Conditioned, conditioned_face, suggested_click
+from .condition import Click, Conditioned, conditioned_face, hmm_evidence, suggested_click
+from .detect import iou
 from .draw import annotate as draw_face
+from .engine import FaceResult, FrameResult
 from .errors import OutputError, UsageError
 from .io.annotations import write_pts
 from .io.landmark_csv import LandmarkCsvWriter
-from .io.sources import IMAGE_SUFFIXES, SourceError, VideoSource, is_camera, list_images, read_image
+from .io.sources import IMAGE_SUFFIXES, Frame, SourceError, VideoSource, is_camera, list_images, read_image
 from .shapes import GROUPS
 
 DEFAULT_TOLERANCE = 4.0        # pixels
+CARRY_FRAMES = 15              # frames either side a click is carried to through the HMM ('h')
+CHAIN_IOU = 0.3                # box overlap that makes a face on the next frame the same face
 CACHED_FRAMES = 64             # decoded video frames kept in memory (640x360: 0.7 MB each)
 CSV_NAME = "landmarks.csv"
-HELP_LINE = "drag a landmark | n/space next  p/bksp previous  u undo  c clear  tab face  s save  q/esc save+quit"
+HELP_LINE = ("drag a landmark | n/space next  p/bksp previous  u undo  c clear  h carry (video)  tab face  "
+             "s save  q/esc save+quit")
 
 CLICKED_COLOUR = (60, 60, 255)        # BGR: the points the user placed
 SUGGESTED_COLOUR = (0, 255, 255)      # the suggested next landmark
@@ -196,9 +201,14 @@ class FaceState:
     clicks: tuple[Click, ...] = ()
     conditioned: Conditioned | None = None
     suggestion: int = -1                   # the landmark to click next
+    carried: np.ndarray | None = None      # (68, 2) landmarks the HMM carried here from a clicked frame
+    carried_from: int = 0                  # that frame's number
 
     @property
     def landmarks(self) -> np.ndarray:
+        """The clicks' re-prediction; on a face without clicks, what the HMM carried, if anything."""
+        if self.carried is not None and not self.clicks:
+            return self.carried
         return self.conditioned.landmarks
 
     @property
@@ -287,24 +297,26 @@ class AnnotationSession:
             return False
         self.drag = None
         self.message = self._item.error
-        if position not in self.states:
-            item = self._item
-            self.states[position] = ItemState([self._predicted(e) for e in self._estimates()], item.number,
-                                              item.name, item.timestamp)
+        self._state_at(position)
         return True
 
-    def _estimates(self) -> list:
-        if self._item.error:
+    def _state_at(self, position: int) -> ItemState:
+        """The state of the item at ``position``, its faces detected and predicted on first use."""
+        if position not in self.states:
+            item = self.items[position]
+            faces = [FaceState(e) for e in self._estimates(item)]
+            for face in faces:
+                self._condition(face, item.image)
+            self.states[position] = ItemState(faces, item.number, item.name, item.timestamp)
+        return self.states[position]
+
+    def _estimates(self, item: Item) -> list:
+        if item.error:
             return []
-        estimates = self.tracker.landmarker(self._item.image)
+        estimates = self.tracker.landmarker(item.image)
         if any(e.log_probs is None for e in estimates):
             raise UsageError("annotation needs each face's full distribution: build the Tracker with temporal=True")
         return estimates
-
-    def _predicted(self, estimate) -> FaceState:
-        face = FaceState(estimate)
-        self._condition(face)
-        return face
 
     def next_face(self) -> None:
         """Select the next face of the item (cycling)."""
@@ -363,7 +375,7 @@ class AnnotationSession:
         self.state.selected = index
         face = self.state.faces[index]
         face.clicks = clicks
-        self._condition(face)
+        self._condition(face, self._item.image)
         return True
 
     def clear(self) -> None:
@@ -375,16 +387,78 @@ class AnnotationSession:
     def _change(self, face: FaceState, clicks: tuple[Click, ...]) -> None:
         self.state.history.append((self.state.faces.index(face), face.clicks))
         face.clicks = clicks
-        self._condition(face)
+        self._condition(face, self._item.image)
         self.message = ""
 
-    def _condition(self, face: FaceState) -> None:
+    def _condition(self, face: FaceState, image: np.ndarray) -> None:
         """Re-predict ``face`` given its clicks and choose the next landmark to suggest."""
         est = face.estimate
-        face.conditioned = conditioned_face(self.tracker.landmarker, self._item.image, est.box, est.log_probs,
-                                            face.clicks)
+        face.conditioned = conditioned_face(self.tracker.landmarker, image, est.box, est.log_probs, face.clicks)
         face.suggestion = suggested_click(self.tracker.model, est.box, face.conditioned, self.tolerance,
                                           exclude=sorted(face.clicked))
+
+    # --- carrying clicks through the HMM (video)
+
+    def carry(self, frames: int = CARRY_FRAMES) -> int:
+        """Video: re-decode the selected face over ``frames`` frames either side of this one
+        through the HMM, every clicked frame of it restricted to its consistent classes
+        (:func:`tracker.condition.hmm_evidence`), so this frame's clicks correct its
+        neighbours; then the regressors and smoothing as in ``facetrack track``. The face is
+        followed from frame to frame by its box (the detected face nearest the last one).
+        This frame and frames with clicks keep their own prediction; the others show what
+        was carried (until clicked). Returns how many frames were carried to."""
+        face = self.face
+        if self.items.kind != "video" or face is None:
+            self.message = "nothing to carry: " + ("not a video" if self.items.kind != "video" else "no face")
+            return 0
+        chain = self._chain(self._item.position, self.state.selected, frames)
+        stage = self.tracker.new_temporal_stage(live=False)
+        decided = []
+        for position, index in chain:
+            item, state = self.items[position], self.states[position]
+            own = state.faces[index]
+            est = own.estimate
+            tracked = FaceResult(0, est.landmarks, est.confidence, est.box, est.classes, est.probs,
+                                 log_probs=est.log_probs)
+            tracked = hmm_evidence(self.tracker.landmarker, item.image, tracked, own.clicks)
+            decided += stage.push(FrameResult(Frame(item.number, item.timestamp, item.image), (tracked,)))
+        decided += stage.flush()
+        by_number = {r.frame.index: r.faces[0].landmarks for r in decided if r.faces}
+        carried = 0
+        for position, index in chain:
+            state = self.states[position]
+            own = state.faces[index]
+            if own.clicks or position == self._item.position or state.number not in by_number:
+                continue
+            own.carried, own.carried_from = by_number[state.number].copy(), self._item.number
+            carried += 1
+        self.message = f"carried to {carried} frames ({self.states[chain[0][0]].number}-" \
+                       f"{self.states[chain[-1][0]].number})"
+        return carried
+
+    def _chain(self, here: int, index: int, frames: int) -> list[tuple[int, int]]:
+        """(position, face index) of the selected face on the frames around ``here``, in order:
+        outward from ``here``, each frame's face whose box overlaps the last one most
+        (IoU above ``CHAIN_IOU``); the chain stops at a frame without such a face."""
+        def follow(step: int) -> list[tuple[int, int]]:
+            out, box = [], self.states[here].faces[index].estimate.box
+            position = here + step
+            while abs(position - here) <= frames and position >= 0:
+                try:
+                    state = self._state_at(position)
+                except IndexError:
+                    break
+                overlaps = [iou(box, f.estimate.box) for f in state.faces]
+                if not overlaps or max(overlaps) < CHAIN_IOU:
+                    break
+                best = int(np.argmax(overlaps))
+                out.append((position, best))
+                box = state.faces[best].estimate.box
+                position += step
+            return out
+
+        before, after = follow(-1), follow(+1)
+        return before[::-1] + [(here, index)] + after
 
     # --- the picture
 
@@ -402,6 +476,8 @@ class AnnotationSession:
             face = self.face
             parts += [f"face {self.state.selected + 1}/{len(faces)}", f"clicks {len(face.clicks)}",
                       f"suggest {landmark_name(face.suggestion)}"]
+            if face.carried is not None and not face.clicks:
+                parts.append(f"carried from frame {face.carried_from}")
         if self.drag is not None:
             parts.append(f"dragging {landmark_name(self.drag[1])}")
         elif self.message:

@@ -12,6 +12,7 @@ averaged with the classes' probabilities.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,25 @@ def restricted_log_probs(log_probs: np.ndarray, templates: np.ndarray, box: np.n
     if not mask.any():
         return log_probs
     return np.where(mask, log_probs, np.float32(penalty)).astype(np.float32)
+
+
+HMM_PENALTY = -1e4            # log-obs of the classes a click rules out, on the clicked frame
+
+
+def hmm_evidence(landmarker, image: np.ndarray, face, clicks, penalty: float = HMM_PENALTY):
+    """A tracked face (:class:`tracker.engine.FaceResult` with its full ``log_probs``) as
+    the HMM should see it on a frame with ``clicks``: its top classes and landmarks those
+    of :func:`conditioned_face`, every class outside Omega(E) given the log-observation
+    ``penalty``, so that every decoded path goes through Omega(E) on this frame and the
+    correction reaches the frames around it."""
+    clicks = list(clicks or ())
+    if not clicks:
+        return face
+    model = landmarker.model
+    cond = conditioned_face(landmarker, image, face.box, face.log_probs, clicks)
+    log_probs = restricted_log_probs(face.log_probs, model.templates, face.box, clicks, model.widths, penalty)
+    return dataclasses.replace(face, classes=cond.classes, probs=cond.probs, log_probs=log_probs,
+                               landmarks=cond.landmarks)
 
 
 def condition(log_probs: np.ndarray, templates: np.ndarray, box: np.ndarray, clicks, widths=None,

@@ -30,7 +30,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .condition import Click, conditioned_face, restricted_log_probs, suggested_click
+from .condition import Click, conditioned_face, hmm_evidence, suggested_click
 from .engine import FrameResult
 from .evaluation import load_ground_truth
 from .io.annotations import is_300vw_folder
@@ -39,7 +39,6 @@ from .metrics import failure_rate, nme, point_errors, summarize
 from .pipeline import track_frames
 
 NOSE_TIP = 30
-CARRY_PENALTY = -1e4          # log-obs of the classes a click rules out, on the clicked frame
 
 
 @dataclass
@@ -114,13 +113,13 @@ def matched_face(result: FrameResult, truth: np.ndarray):
 def carried_through_hmm(tracker, raw: list[FrameResult], video, clicks: dict) -> list[FrameResult]:
     """The tracker's output when ``clicks`` {frame index: {face_id: [Click, ...]}} are given:
     each clicked face is restricted to its consistent classes Omega(E) on its frame (the
-    others get a log-observation of ``CARRY_PENALTY``, so every decoded path goes through
+    others get a log-observation of ``tracker.condition.HMM_PENALTY``, so every decoded path goes through
     Omega(E) there and the correction reaches the frames around it), then the HMM, the
     regressors and the smoothing run as usual; the clicked points stay where they were put."""
     stage = tracker.new_temporal_stage(live=False)
     out: list[FrameResult] = []
     for result, image in with_images(raw, video):
-        faces = tuple(_clicked_face(tracker.landmarker, image, f, clicks.get(result.frame.index, {}).get(f.face_id))
+        faces = tuple(hmm_evidence(tracker.landmarker, image, f, clicks.get(result.frame.index, {}).get(f.face_id))
                       for f in result.faces)
         out += stage.push(FrameResult(dataclasses.replace(result.frame, image=image), faces))
     out += stage.flush()
@@ -135,15 +134,6 @@ def with_images(raw: list[FrameResult], video) -> Iterator[tuple[FrameResult, np
             yield result, frame.image
     finally:
         source.close()
-
-
-def _clicked_face(landmarker, image, face, clicks):
-    if not clicks:
-        return face
-    model = landmarker.model
-    cond = conditioned_face(landmarker, image, face.box, face.log_probs, clicks)
-    log_probs = restricted_log_probs(face.log_probs, model.templates, face.box, clicks, model.widths, CARRY_PENALTY)
-    return dataclasses.replace(face, classes=cond.classes, probs=cond.probs, log_probs=log_probs)
 
 
 def _with_clicks_kept(result: FrameResult, clicks: dict) -> FrameResult:

@@ -89,6 +89,8 @@ def handle_key(session, key: int) -> bool:
         session.undo()
     elif key == ord("c"):
         session.clear()
+    elif key == ord("h"):
+        session.carry()
     elif key == ord("s"):
         session.save()
     elif key == KEY_TAB:
