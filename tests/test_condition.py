@@ -76,3 +76,27 @@ def test_clicks_lower_the_error_on_sample_frames(sample_clip):
         errors.append([nme(x.landmarks, truth) for x in (base, nose, best)])
     base_err, nose_err, best_err = np.mean(errors, axis=0)
     assert nose_err < base_err and best_err < base_err
+
+
+def test_the_gaussian_likelihood_is_the_mixtures_exact_posterior():
+    templates, log_probs = three_classes()
+    y = 50 + 100 * templates[0, 10, 1]
+    widths = np.array([0.02, 0.05, 0.1])
+    click = Click(10, 58.0, y, tolerance=4)
+    out = condition(log_probs, templates, BOX, [click], widths=widths, likelihood="gaussian")
+    var = 4.0 ** 2 + (100 * widths) ** 2                             # click noise + the class's own width
+    d = np.array([28.0, 8.0, 12.0])                                  # the click from x = 30, 50, 70
+    post = np.exp(log_probs) * np.exp(-d ** 2 / (2 * var)) / (2 * np.pi * var)
+    post /= post.sum()
+    order = np.argsort(-post)
+    assert list(out.classes) == list(order)
+    np.testing.assert_allclose(out.probs, post[order], rtol=1e-5)
+    expected_x = (post * np.array([30.0, 50.0, 70.0])).sum()
+    np.testing.assert_allclose(out.landmarks[11], (post[:, None] * from_canonical(templates[:, 11], BOX)).sum(0))
+    assert out.landmarks[10, 0] == 58.0 and 30.0 < expected_x < 70.0
+    # far from every class: all three keep some weight, the nearest the most (omega would keep one)
+    far = condition(log_probs, templates, BOX, [Click(10, 95.0, y, tolerance=5)], widths=widths,
+                    likelihood="gaussian")
+    assert far.classes[0] == 2 and len(far.classes) == 3
+    with pytest.raises(ValueError, match="unknown click likelihood"):
+        condition(log_probs, templates, BOX, [click], likelihood="maybe")

@@ -117,8 +117,11 @@ def test_track_writes_the_columns(tmp_path, spread):
     frames, _ = moving_face_frames(6, step=2.0)
     clip = write_clip(tmp_path / "m.mkv", frames)
     args = [str(clip), "--csv", str(tmp_path / "o.csv"), "--jsonl", str(tmp_path / "o.jsonl"), "--no-progress",
-            "--set", "tracking.upsample=0", "--device", "cpu"] + (["--spread"] if spread else [])
+            "--set", "tracking.upsample=0", "--device", "cpu", "-o", str(tmp_path / "o.mp4"), "--draw-uncertainty"]
+    args += ["heatmap", "--spread"] if spread else []
     assert main(args) == 0
+    with av.open(str(tmp_path / "o.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 6
     rows = read_landmark_csv(tmp_path / "o.csv")
     lines = [json.loads(t) for t in (tmp_path / "o.jsonl").read_text().splitlines()]
     assert len(rows) == len(lines) == 6
@@ -126,3 +129,21 @@ def test_track_writes_the_columns(tmp_path, spread):
         f = line["faces"][0]
         assert [float(row.extras[c]) for c in POSE_COLUMNS] == pytest.approx([f[c] for c in POSE_COLUMNS], abs=0.011)
         assert ("spread" in f) is spread and ("s_0" in row.extras) is spread
+
+
+def test_the_heat_map_peaks_at_each_landmark_and_falls_as_its_gaussian(face):
+    from tracker.uncertainty import landmark_heatmap
+    templates = _templates(face, k=2)
+    widths = np.array([0.02, 0.02], np.float32)
+    box = np.array([100, 50, 300, 250.0])
+    heat = landmark_heatmap(np.array([0]), np.array([1.0]), templates, widths, box, (360, 640))
+    points = 200 * templates[0].astype(np.float64) + np.array([200.0, 150.0])
+    x, y = np.round(points[33]).astype(int)
+    assert heat.shape == (360, 640) and heat.max() <= 1.0 and heat[y, x] > 0.9
+    sigma = 0.02 * 200
+    off = int(round(points[33, 0] + 2 * sigma)), int(round(points[33, 1]))
+    assert heat[off[1], off[0]] < 0.25                                # exp(-2) = 0.14 two sigmas out
+    assert heat[5, 5] == 0.0                                           # far from the face
+    edge = landmark_heatmap(np.array([0, 1]), np.array([0.5, 0.5]), templates, widths,
+                            box - np.array([250, 0, 250, 0.0]), (360, 640))   # half out of the frame: clipped
+    assert edge.shape == (360, 640) and edge.max() > 0.9

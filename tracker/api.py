@@ -24,7 +24,7 @@ from .landmarker import Landmarker
 from .model import LandmarkModel, load_model, pick_device
 from .pipeline import track_frames
 from .temporal import RegressStage, TemporalStage, temporal_stage
-from .uncertainty import UncertaintyReader
+from .uncertainty import UncertaintyReader, landmark_heatmap
 
 __all__ = ["Tracker", "TrackStream", "FrameResult", "FaceResult", "LandmarkTable", "read_landmarks"]
 
@@ -80,6 +80,11 @@ class Tracker:
     def with_uncertainty(self, face: FaceResult) -> FaceResult:
         """``face`` with its head pose and landmark spread (:mod:`tracker.uncertainty`) set."""
         return dataclasses.replace(face, uncertainty=self.read_uncertainty(face.classes, face.probs, face.box))
+
+    def heatmap(self, face: FaceResult, size: tuple[int, int]):
+        """(H, W) float32 in [0, 1]: where ``face``'s landmarks may be in a frame of ``size``
+        (height, width) under its class distribution (:func:`tracker.uncertainty.landmark_heatmap`)."""
+        return landmark_heatmap(face.classes, face.probs, self.model.templates, self.model.widths, face.box, size)
 
     def described(self, result: FrameResult) -> FrameResult:
         """``result`` with every face's uncertainty set."""

@@ -80,38 +80,79 @@ HMM_PENALTY = -1e4            # log-obs of the classes a click rules out, on the
 def hmm_evidence(landmarker, image: np.ndarray, face, clicks, penalty: float = HMM_PENALTY):
     """A tracked face (:class:`tracker.engine.FaceResult` with its full ``log_probs``) as
     the HMM should see it on a frame with ``clicks``: its top classes and landmarks those
-    of :func:`conditioned_face`, every class outside Omega(E) given the log-observation
-    ``penalty``, so that every decoded path goes through Omega(E) on this frame and the
-    correction reaches the frames around it."""
+    of :func:`conditioned_face`; its log-observations those of the click likelihood: with
+    "omega", every class outside Omega(E) gets ``penalty``, so that every decoded path goes
+    through Omega(E) on this frame; with "gaussian", each class adds
+    :func:`click_log_likelihood`. Either way the correction reaches the frames around it."""
     clicks = list(clicks or ())
     if not clicks:
         return face
     model = landmarker.model
     cond = conditioned_face(landmarker, image, face.box, face.log_probs, clicks)
-    log_probs = restricted_log_probs(face.log_probs, model.templates, face.box, clicks, model.widths, penalty)
+    if CLICK_LIKELIHOOD == "gaussian":
+        distances = click_distances(model.templates, face.box, clicks)
+        scores = face.log_probs + click_log_likelihood(distances, clicks, _spread_px(model.widths, face.box))
+        log_probs = (scores - np.logaddexp.reduce(scores)).astype(np.float32)
+    else:
+        log_probs = restricted_log_probs(face.log_probs, model.templates, face.box, clicks, model.widths, penalty)
     return dataclasses.replace(face, classes=cond.classes, probs=cond.probs, log_probs=log_probs,
                                landmarks=cond.landmarks)
 
 
+def click_log_likelihood(distances: np.ndarray, clicks, spread_px=0.0) -> np.ndarray:
+    """(K,) log p(E | k) when each click is a noisy observation of its landmark: under
+    eq. 3 a class is a spherical Gaussian of width ``spread_px`` around its template, and a
+    click adds its own noise (its tolerance), so each click is 2D-Gaussian with variance
+    tolerance^2 + spread^2 around the class's point."""
+    out = np.zeros(distances.shape[1])
+    spread2 = np.asarray(spread_px, np.float64) ** 2
+    for d, c in zip(distances, clicks):
+        var = c.tolerance ** 2 + spread2
+        out -= d ** 2 / (2 * var) + np.log(2 * np.pi * var)
+    return out
+
+
+LIKELIHOODS = ("omega", "gaussian", "auto")
+CLICK_LIKELIHOOD = "omega"
+AUTO_MASS = 0.01             # "auto": Omega(E) when it holds this much of the prior mass, else "gaussian"
+
+
 def condition(log_probs: np.ndarray, templates: np.ndarray, box: np.ndarray, clicks, widths=None,
-              top_k: int = 50, nearest: int = 50) -> Conditioned:
+              top_k: int = 50, nearest: int = 50, likelihood: str = "omega") -> Conditioned:
     """The distribution over K classes (``log_probs`` (K,), canonical ``templates`` (K, 68, 2),
     the face's crop ``box``) conditioned on ``clicks``. ``widths`` (K,), the classes' own
     spread (eq. 3's sigma, canonical units), widens each click's tolerance: a class stands for
-    shapes around its template, not for the template alone. Where no class is consistent,
-    the ``nearest`` classes by their worst click distance (relative to its tolerance) stand in."""
+    shapes around its template, not for the template alone.
+
+    ``likelihood="omega"`` (eq. 10): the consistent classes Omega(E) alone, renormalised;
+    where none is, the ``nearest`` classes by their worst click distance (relative to its
+    tolerance) stand in. ``"gaussian"``: every class weighted by
+    :func:`click_log_likelihood`, the exact posterior of eq. 3's mixture given noisy clicks
+    (a click far from every probable class then moves the face less than Omega(E)'s few
+    improbable classes would)."""
     clicks = list(clicks)
     log_probs = np.asarray(log_probs, np.float64)
     distances = click_distances(templates, box, clicks)
-    mask = consistent_mask(distances, clicks, _spread_px(widths, box)) if clicks else np.ones(len(log_probs), bool)
+    spread = _spread_px(widths, box)
+    mask = consistent_mask(distances, clicks, spread) if clicks else np.ones(len(log_probs), bool)
     n_consistent = int(mask.sum())
-    if n_consistent == 0:
-        tolerances = np.array([max(c.tolerance, 1e-6) for c in clicks])[:, None]
-        mask = np.zeros(len(log_probs), bool)
-        mask[np.argsort((distances / tolerances).max(0), kind="stable")[:nearest]] = True
-    candidates = np.flatnonzero(mask)
-    order = candidates[np.argsort(-log_probs[candidates], kind="stable")[:top_k]]
-    weights = np.exp(log_probs[order] - log_probs[order].max())
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"unknown click likelihood {likelihood!r} (choose from {', '.join(LIKELIHOODS)})")
+    if likelihood == "auto":
+        mass = np.exp(log_probs[mask] - log_probs.max()).sum() / np.exp(log_probs - log_probs.max()).sum()
+        likelihood = "omega" if mass >= AUTO_MASS else "gaussian"
+    if likelihood == "gaussian" and clicks:
+        scores = log_probs + click_log_likelihood(distances, clicks, spread)
+        order = np.argsort(-scores, kind="stable")[:top_k]
+    else:
+        scores = log_probs
+        if n_consistent == 0:
+            tolerances = np.array([max(c.tolerance, 1e-6) for c in clicks])[:, None]
+            mask = np.zeros(len(log_probs), bool)
+            mask[np.argsort((distances / tolerances).max(0), kind="stable")[:nearest]] = True
+        candidates = np.flatnonzero(mask)
+        order = candidates[np.argsort(-log_probs[candidates], kind="stable")[:top_k]]
+    weights = np.exp(scores[order] - scores[order].max())
     probs = weights / weights.sum()
     landmarks = np.einsum("k,kpd->pd", probs, from_canonical(templates[order].astype(np.float64), box))
     for c in clicks:
@@ -147,14 +188,17 @@ def next_click(probs: np.ndarray, shapes: np.ndarray, tolerance: float = 5.0, ex
     return int(np.argmin(errors))
 
 
-def conditioned_face(landmarker, image: np.ndarray, box: np.ndarray, log_probs: np.ndarray, clicks) -> Conditioned:
+def conditioned_face(landmarker, image: np.ndarray, box: np.ndarray, log_probs: np.ndarray, clicks,
+                     likelihood: str | None = None) -> Conditioned:
     """A face re-predicted given ``clicks``: eq. 10 over the classifier's full distribution
     ``log_probs`` (K,) for the crop ``box``, then the later stages as usual (the regressors
     of the conditional top class, when the landmarker has them), the clicked points kept
-    where the user put them. With no click, the face as the landmarker predicted it."""
+    where the user put them. With no click, the face as the landmarker predicted it.
+    ``likelihood``: see :func:`condition` (default :data:`CLICK_LIKELIHOOD`)."""
     model = landmarker.model
     clicks = list(clicks)
-    out = condition(log_probs, model.templates, box, clicks, widths=model.widths, top_k=landmarker.top_k)
+    out = condition(log_probs, model.templates, box, clicks, widths=model.widths, top_k=landmarker.top_k,
+                    likelihood=likelihood or CLICK_LIKELIHOOD)
     landmarks = landmarker.regress(image, out.landmarks[None], out.classes[:1])[0].copy()
     for c in clicks:
         landmarks[c.landmark] = (c.x, c.y)

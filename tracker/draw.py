@@ -90,13 +90,28 @@ def draw_pose_gauge(image: np.ndarray, face_id: int, landmarks: np.ndarray, unce
     return image
 
 
-def render(result, uncertainty: bool = False) -> np.ndarray:
+def draw_heatmap(image: np.ndarray, heat: np.ndarray, strength: float = 0.6) -> np.ndarray:
+    """``heat`` (H, W) in [0, 1] blended onto ``image`` in place as a colour map (inferno),
+    transparent where it is near zero."""
+    coloured = cv2.applyColorMap(np.round(np.clip(heat, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+    alpha = (strength * np.clip(heat * 3, 0, 1))[..., None]
+    image[:] = np.round(image * (1 - alpha) + coloured * alpha).astype(np.uint8)
+    return image
+
+
+def render(result, uncertainty: bool = False, heatmap=None) -> np.ndarray:
     """A copy of the result's frame with every face drawn (the overlay video's frame);
-    ``uncertainty``: with each face's landmark spread and head-pose gauge, where known."""
+    ``uncertainty``: with each face's landmark spread and head-pose gauge, where known;
+    ``heatmap``: a function (face, (height, width)) -> (H, W) in [0, 1] (e.g.
+    :meth:`tracker.api.Tracker.heatmap`), drawn under the landmarks."""
     image = result.frame.image.copy()
+    if heatmap is not None and result.faces:
+        heat = np.max([heatmap(face, image.shape[:2]) for face in result.faces], axis=0)
+        draw_heatmap(image, heat)
     for face in result.faces:
         annotate(image, face.face_id, face.landmarks, face.confidence)
         if uncertainty and face.uncertainty is not None:
-            draw_spread(image, face.face_id, face.landmarks, face.uncertainty.spread)
+            if heatmap is None:
+                draw_spread(image, face.face_id, face.landmarks, face.uncertainty.spread)
             draw_pose_gauge(image, face.face_id, face.landmarks, face.uncertainty)
     return image

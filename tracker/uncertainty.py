@@ -14,6 +14,7 @@ import numpy as np
 
 from .headpose import class_poses, pose_moments
 from .posterior import Posterior, landmark_spread
+from .shapes import from_canonical
 
 POSE_COLUMNS = ("yaw", "yaw_std", "pitch", "pitch_std", "roll", "roll_std")
 
@@ -64,3 +65,35 @@ class UncertaintyReader:
         side = float(box[2] - box[0])
         spread = landmark_spread(post, self.templates, self.widths)[0] * side
         return Uncertainty(mean[0], std[0], spread)
+
+
+def landmark_heatmap(classes: np.ndarray, probs: np.ndarray, templates: np.ndarray, widths: np.ndarray,
+                     box: np.ndarray, size: tuple[int, int], reach: float = 3.0) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: where each landmark may be under the face's mixture (eq. 3:
+    its top-k ``classes`` with ``probs``, each a spherical Gaussian of its class width around
+    the template's point, placed in the crop ``box``). Each landmark's density is scaled to
+    peak at 1 and the landmarks are combined by their maximum, so a sure landmark is a small
+    bright spot and an unsure one a wide dim cloud. ``size``: the frame's (height, width);
+    each density is evaluated within ``reach`` of its widest class's sigma."""
+    height, width = size
+    out = np.zeros((height, width), np.float32)
+    probs = np.asarray(probs, np.float64) / max(float(np.sum(probs)), 1e-300)
+    points = from_canonical(templates[classes].astype(np.float64), np.asarray(box, np.float64))   # (k, 68, 2)
+    sigma = np.maximum(widths[classes].astype(np.float64) * float(box[2] - box[0]), 0.5)         # (k,)
+    pad = reach * sigma.max()
+    for j in range(points.shape[1]):
+        centres = points[:, j]
+        x0, y0 = np.floor(centres.min(0) - pad).astype(int)
+        x1, y1 = np.ceil(centres.max(0) + pad).astype(int)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width - 1), min(y1, height - 1)
+        if x1 < x0 or y1 < y0:
+            continue
+        xs, ys = np.arange(x0, x1 + 1), np.arange(y0, y1 + 1)
+        gx = np.exp(-(xs[None] - centres[:, :1]) ** 2 / (2 * sigma[:, None] ** 2))          # (k, w)
+        gy = np.exp(-(ys[None] - centres[:, 1:]) ** 2 / (2 * sigma[:, None] ** 2))          # (k, h)
+        density = np.einsum("k,kh,kw->hw", probs / (2 * np.pi * sigma ** 2), gy, gx)
+        peak = density.max()
+        if peak > 0:
+            window = out[y0:y1 + 1, x0:x1 + 1]
+            np.maximum(window, (density / peak).astype(np.float32), out=window)
+    return out

@@ -24,9 +24,9 @@ def parser(prog: str = "facetrack track"):
     p.add_argument("--spread", action="store_true",
                    help="also each landmark's spread (pixels, one standard deviation): columns s_0..s_67 in "
                         "--csv, 'spread' in --jsonl (head pose yaw/pitch/roll with their std is always there)")
-    p.add_argument("--draw-uncertainty", action="store_true",
-                   help="overlay (-o, --show): a circle of one standard deviation around each landmark and a "
-                        "head-pose gauge under each face")
+    p.add_argument("--draw-uncertainty", nargs="?", const="circles", choices=("circles", "heatmap"),
+                   help="overlay (-o, --show): each face's head-pose gauge and, for its landmarks, a circle of "
+                        "one standard deviation (circles, the default) or the heat map of where each may be")
     p.add_argument("--config", help="tracking YAML (default: built-in values, as in configs/track.yaml)")
     add_overrides(p, "tracking.batch_size=1")
     p.add_argument("--model", help="model file (default: the packaged model)")
@@ -65,10 +65,14 @@ def _run(args, config, stop: StopSignals, prog: str) -> int:
     switches = {**({"temporal": False} if args.no_temporal else {}), **({"refine": False} if args.no_refine else {})}
     tracker = Tracker(args.model, args.device, config=config, **switches)
     done = 0
+    heat = tracker.heatmap if args.draw_uncertainty == "heatmap" else None
+
+    def draw(result):
+        return render(result, uncertainty=bool(args.draw_uncertainty), heatmap=heat)
 
     def write(result) -> None:
         nonlocal done
-        image = render(result, args.draw_uncertainty) if overlay else None
+        image = draw(result) if overlay else None
         for sink in plain:
             sink.write(result)
         for sink in overlay:
