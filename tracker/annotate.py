@@ -394,7 +394,7 @@ class AnnotationSession:
         """Re-predict ``face`` given its clicks and choose the next landmark to suggest."""
         est = face.estimate
         face.conditioned = conditioned_face(self.tracker.landmarker, image, est.box, est.log_probs, face.clicks)
-        face.suggestion = suggested_click(self.tracker.model, est.box, face.conditioned, self.tolerance,
+        face.suggestion = suggested_click(self.tracker.model, face.conditioned, self.tolerance,
                                           exclude=sorted(face.clicked))
 
     # --- carrying clicks through the HMM (video)

@@ -34,6 +34,8 @@ class Conditioned:
     probs: np.ndarray          # (k,) their renormalised probabilities
     landmarks: np.ndarray      # (68, 2) pixels: the conditional mean, clicked points as clicked
     consistent: int            # |Omega(E)| among all K classes (0: none was, the nearest were used)
+    box: np.ndarray | None = None         # the crop box the classes are placed in (conditioned_face)
+    log_probs: np.ndarray | None = None   # (K,) the classifier's log-softmax for that crop (conditioned_face)
 
 
 def click_distances(templates: np.ndarray, box: np.ndarray, clicks) -> np.ndarray:
@@ -80,7 +82,8 @@ HMM_PENALTY = -1e4            # log-obs of the classes a click rules out, on the
 def hmm_evidence(landmarker, image: np.ndarray, face, clicks, penalty: float = HMM_PENALTY):
     """A tracked face (:class:`tracker.engine.FaceResult` with its full ``log_probs``) as
     the HMM should see it on a frame with ``clicks``: its top classes and landmarks those
-    of :func:`conditioned_face`; its log-observations those of the click likelihood: with
+    of :func:`conditioned_face` in its own crop (not cropped again: the HMM's states are
+    shapes in the crops the tracker cut, which the neighbouring frames share); its log-observations those of the click likelihood: with
     "omega", every class outside Omega(E) gets ``penalty``, so that every decoded path goes
     through Omega(E) on this frame; with "gaussian", each class adds
     :func:`click_log_likelihood`. Either way the correction reaches the frames around it."""
@@ -88,7 +91,7 @@ def hmm_evidence(landmarker, image: np.ndarray, face, clicks, penalty: float = H
     if not clicks:
         return face
     model = landmarker.model
-    cond = conditioned_face(landmarker, image, face.box, face.log_probs, clicks)
+    cond = conditioned_face(landmarker, image, face.box, face.log_probs, clicks, recrop=False)
     if CLICK_LIKELIHOOD == "gaussian":
         distances = click_distances(model.templates, face.box, clicks)
         scores = face.log_probs + click_log_likelihood(distances, clicks, _spread_px(model.widths, face.box))
@@ -114,6 +117,7 @@ def click_log_likelihood(distances: np.ndarray, clicks, spread_px=0.0) -> np.nda
 
 LIKELIHOODS = ("omega", "gaussian", "auto")
 CLICK_LIKELIHOOD = "omega"
+RECROP = True                # conditioned_face: classify again around the conditional prediction
 AUTO_MASS = 0.01             # "auto": Omega(E) when it holds this much of the prior mass, else "gaussian"
 
 
@@ -189,25 +193,61 @@ def next_click(probs: np.ndarray, shapes: np.ndarray, tolerance: float = 5.0, ex
 
 
 def conditioned_face(landmarker, image: np.ndarray, box: np.ndarray, log_probs: np.ndarray, clicks,
-                     likelihood: str | None = None) -> Conditioned:
+                     likelihood: str | None = None, recrop: bool | None = None) -> Conditioned:
     """A face re-predicted given ``clicks``: eq. 10 over the classifier's full distribution
-    ``log_probs`` (K,) for the crop ``box``, then the later stages as usual (the regressors
-    of the conditional top class, when the landmarker has them), the clicked points kept
-    where the user put them. With no click, the face as the landmarker predicted it.
-    ``likelihood``: see :func:`condition` (default :data:`CLICK_LIKELIHOOD`)."""
+    ``log_probs`` (K,) for the crop ``box``, then the later stages as usual, the clicked
+    points kept where the user put them. With no click, the face as the landmarker
+    predicted it.
+
+    The later stages: with ``recrop`` (default :data:`RECROP`), the face is cropped again
+    around the conditional prediction and classified again, and that distribution is
+    conditioned on the clicks, as the detector's second pass does for a fresh face (a click
+    far from every probable class usually means the crop was off, and no class of the old
+    crop can then fit); then the regressors of the conditional top class, when the
+    landmarker has them. ``likelihood``: see :func:`condition` (default :data:`CLICK_LIKELIHOOD`).
+    The result's ``box`` and ``log_probs`` are those of the last crop."""
+    return conditioned_faces(landmarker, image, box, log_probs, [clicks], likelihood, recrop)[0]
+
+
+def conditioned_faces(landmarker, image: np.ndarray, box: np.ndarray, log_probs: np.ndarray, click_sets,
+                      likelihood: str | None = None, recrop: bool | None = None) -> list[Conditioned]:
+    """:func:`conditioned_face` for each set of clicks in ``click_sets`` on the same face,
+    the second crops classified in one batch."""
     model = landmarker.model
-    clicks = list(clicks)
-    out = condition(log_probs, model.templates, box, clicks, widths=model.widths, top_k=landmarker.top_k,
-                    likelihood=likelihood or CLICK_LIKELIHOOD)
-    landmarks = landmarker.regress(image, out.landmarks[None], out.classes[:1])[0].copy()
-    for c in clicks:
-        landmarks[c.landmark] = (c.x, c.y)
-    return Conditioned(out.classes, out.probs, landmarks, out.consistent)
+    click_sets = [list(c) for c in click_sets]
+    likelihood = likelihood or CLICK_LIKELIHOOD
+    recrop = RECROP if recrop is None else recrop
+
+    def conditioned(lp, b, clicks):
+        return condition(lp, model.templates, b, clicks, widths=model.widths, top_k=landmarker.top_k,
+                         likelihood=likelihood)
+
+    outs = [conditioned(log_probs, box, clicks) for clicks in click_sets]
+    boxes = [np.asarray(box, np.float64)] * len(click_sets)
+    logs = [log_probs] * len(click_sets)
+    again = [i for i, clicks in enumerate(click_sets) if recrop and clicks]
+    if again:
+        new_boxes = landmarker.box_from_landmarks(np.stack([outs[i].landmarks for i in again]))
+        post, _ = landmarker.classify_crops(landmarker.crops(image, new_boxes))
+        if post.log_probs is None:
+            raise ValueError("re-cropping a clicked face needs the landmarker's full distribution (keep_log_probs)")
+        for row, i in enumerate(again):
+            boxes[i], logs[i] = new_boxes[row], post.log_probs[row]
+            outs[i] = conditioned(logs[i], boxes[i], click_sets[i])
+    points = landmarker.regress(image, np.stack([o.landmarks for o in outs]), np.array([o.classes[0] for o in outs]))
+    results = []
+    for out, clicks, b, lp, landmarks in zip(outs, click_sets, boxes, logs, points):
+        landmarks = landmarks.copy()
+        for c in clicks:
+            landmarks[c.landmark] = (c.x, c.y)
+        results.append(Conditioned(out.classes, out.probs, landmarks, out.consistent, b, lp))
+    return results
 
 
-def suggested_click(model, box: np.ndarray, conditioned: Conditioned, tolerance: float, exclude=()) -> int:
+def suggested_click(model, conditioned: Conditioned, tolerance: float, exclude=()) -> int:
     """The landmark to click next on a face (see :func:`next_click`), given its current
-    ``conditioned`` distribution in the crop ``box``."""
+    ``conditioned`` distribution (from :func:`conditioned_face`, in its crop ``box``)."""
+    box = conditioned.box
     shapes = from_canonical(model.templates[conditioned.classes], box)
     spread = model.widths[conditioned.classes] * float(box[2] - box[0])
     return next_click(conditioned.probs, shapes, tolerance, exclude, spread)

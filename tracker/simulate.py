@@ -30,7 +30,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .condition import Click, conditioned_face, hmm_evidence, suggested_click
+from .condition import Click, conditioned_face, conditioned_faces, hmm_evidence, suggested_click
 from .engine import FrameResult
 from .evaluation import load_ground_truth
 from .io.annotations import is_300vw_folder
@@ -67,11 +67,12 @@ def strategy_landmarks(landmarker, case: Case, clicks: int, tol: float) -> tuple
     chosen: list[int] = []
     current = conditioned_face(landmarker, case.image, case.box, case.log_probs, [])
     for n in range(1, clicks + 1):
-        chosen.append(suggested_click(landmarker.model, case.box, current, tol, exclude=chosen))
+        chosen.append(suggested_click(landmarker.model, current, tol, exclude=chosen))
         current = conditioned_face(landmarker, case.image, case.box, case.log_probs,
                                    [Click(j, *case.gt[j], tol) for j in chosen])
         out[f"suggested_{n}"] = current.landmarks
-    singles = [predict([j]) for j in range(len(case.gt))]
+    singles = [c.landmarks for c in conditioned_faces(landmarker, case.image, case.box, case.log_probs,
+                                                      [[Click(j, *case.gt[j], tol)] for j in range(len(case.gt))])]
     out["best"] = min(singles, key=lambda s: point_errors(s, case.gt))
     return out, chosen
 
