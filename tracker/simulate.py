@@ -116,15 +116,23 @@ def carried_through_hmm(tracker, raw: list[FrameResult], video, clicks: dict) ->
     each clicked face is restricted to its consistent classes Omega(E) on its frame (the
     others get a log-observation of ``tracker.condition.HMM_PENALTY``, so every decoded path goes through
     Omega(E) there and the correction reaches the frames around it), then the HMM, the
-    regressors and the smoothing run as usual; the clicked points stay where they were put."""
+    regressors and the smoothing run as usual. A clicked frame itself keeps its own
+    prediction given the clicks (:func:`tracker.condition.conditioned_face`, as in
+    ``facetrack annotate``), the clicked points where they were put."""
     stage = tracker.new_temporal_stage(live=False)
     out: list[FrameResult] = []
+    own: dict[tuple[int, int], np.ndarray] = {}
     for result, image in with_images(raw, video):
-        faces = tuple(hmm_evidence(tracker.landmarker, image, f, clicks.get(result.frame.index, {}).get(f.face_id))
-                      for f in result.faces)
-        out += stage.push(FrameResult(dataclasses.replace(result.frame, image=image), faces))
+        faces = []
+        for f in result.faces:
+            picked = clicks.get(result.frame.index, {}).get(f.face_id)
+            if picked:
+                own[result.frame.index, f.face_id] = conditioned_face(tracker.landmarker, image, f.box, f.log_probs,
+                                                                      picked).landmarks
+            faces.append(hmm_evidence(tracker.landmarker, image, f, picked))
+        out += stage.push(FrameResult(dataclasses.replace(result.frame, image=image), tuple(faces)))
     out += stage.flush()
-    return [_with_clicks_kept(r, clicks.get(r.frame.index, {})) for r in out]
+    return [_with_own_prediction(r, own) for r in out]
 
 
 def with_images(raw: list[FrameResult], video) -> Iterator[tuple[FrameResult, np.ndarray]]:
@@ -137,16 +145,10 @@ def with_images(raw: list[FrameResult], video) -> Iterator[tuple[FrameResult, np
         source.close()
 
 
-def _with_clicks_kept(result: FrameResult, clicks: dict) -> FrameResult:
-    if not clicks:
-        return FrameResult(dataclasses.replace(result.frame, image=None), result.faces)
-    faces = []
-    for face in result.faces:
-        points = face.landmarks.copy()
-        for c in clicks.get(face.face_id, ()):
-            points[c.landmark] = (c.x, c.y)
-        faces.append(dataclasses.replace(face, landmarks=points))
-    return FrameResult(dataclasses.replace(result.frame, image=None), tuple(faces))
+def _with_own_prediction(result: FrameResult, own: dict) -> FrameResult:
+    faces = tuple(dataclasses.replace(f, landmarks=own[result.frame.index, f.face_id])
+                  if (result.frame.index, f.face_id) in own else f for f in result.faces)
+    return FrameResult(dataclasses.replace(result.frame, image=None), faces)
 
 
 def errors_of(landmarks: dict, gt: dict) -> tuple[np.ndarray, np.ndarray]:
