@@ -1,0 +1,129 @@
+"""The pose classifier on OpenCV's DNN module: CPU inference without torch.
+
+The network's weights (a torchvision ResNet backbone, its embedding layer and the K-way
+head, as :class:`tracker.model.PoseClassifier` holds them) are written as an ONNX graph in
+memory (:mod:`tracker.onnx`), batch norms folded into the convolutions, and read by
+``cv2.dnn``. The input is the classifier's own: crops (N, S, S, 3) uint8 BGR, normalised
+here as the torch model normalises them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import onnx
+
+BN_EPS = 1e-5
+
+
+def _fold(state: dict, conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
+    """Weights and bias of convolution ``conv`` followed by batch norm ``bn`` (eval mode)."""
+    w = state[f"{conv}.weight"].astype(np.float64)
+    gamma, beta = state[f"{bn}.weight"].astype(np.float64), state[f"{bn}.bias"].astype(np.float64)
+    mean, var = state[f"{bn}.running_mean"].astype(np.float64), state[f"{bn}.running_var"].astype(np.float64)
+    scale = gamma / np.sqrt(var + BN_EPS)
+    return (w * scale[:, None, None, None]).astype(np.float32), (beta - mean * scale).astype(np.float32)
+
+
+class _Graph:
+    def __init__(self):
+        self.nodes, self.weights, self._n = [], [], 0
+
+    def name(self, stem: str) -> str:
+        self._n += 1
+        return f"{stem}_{self._n}"
+
+    def const(self, stem: str, array: np.ndarray) -> str:
+        name = self.name(stem)
+        self.weights.append(onnx.tensor(name, array))
+        return name
+
+    def op(self, op: str, inputs, stem: str = "", **attrs) -> str:
+        out = self.name(stem or op.lower())
+        self.nodes.append(onnx.node(op, inputs, [out], **attrs))
+        return out
+
+    def conv_bn(self, x: str, state: dict, conv: str, bn: str, relu: bool) -> str:
+        w, b = _fold(state, conv, bn)
+        k = w.shape[2]
+        stride = _stride(state, conv)
+        y = self.op("Conv", [x, self.const(conv + ".w", w), self.const(conv + ".b", b)], conv,
+                    kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4)
+        return self.op("Relu", [y]) if relu else y
+
+
+def _stride(state: dict, conv: str) -> int:
+    """The stride of a torchvision ResNet convolution, from where it sits (weights do not
+    hold it): 2 for the stem, and in the first block of layer2-4 for the downsampling
+    shortcut and the block's strided convolution (conv1 of a basic block, conv2 of a
+    bottleneck); else 1."""
+    parts = conv.split(".")
+    if parts == ["conv1"]:
+        return 2
+    layer, block, what = parts[0], parts[1], parts[2]
+    if block != "0" or layer == "layer1":
+        return 1
+    if what == "downsample":
+        return 2
+    bottleneck = f"{layer}.{block}.conv3.weight" in state
+    return 2 if what == ("conv2" if bottleneck else "conv1") else 1
+
+
+def resnet_onnx(state: dict, prefix: str = "backbone.", head: str | None = "head.") -> bytes:
+    """ONNX bytes of a torchvision ResNet (``prefix``-ed keys of the numpy ``state``) and the
+    linear ``head`` after it: input ``input`` (N, 3, S, S) normalised float, outputs
+    ``embedding`` (the backbone's fc output) and ``scores`` (the head's)."""
+    s = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    g = _Graph()
+    x = g.conv_bn("input", s, "conv1", "bn1", relu=True)
+    x = g.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    for layer in ("layer1", "layer2", "layer3", "layer4"):
+        block = 0
+        while f"{layer}.{block}.conv1.weight" in s:
+            name = f"{layer}.{block}"
+            convs = [i for i in (1, 2, 3) if f"{name}.conv{i}.weight" in s]
+            y = x
+            for i in convs:
+                y = g.conv_bn(y, s, f"{name}.conv{i}", f"{name}.bn{i}", relu=i != convs[-1])
+            shortcut = x
+            if f"{name}.downsample.0.weight" in s:
+                shortcut = g.conv_bn(x, s, f"{name}.downsample.0", f"{name}.downsample.1", relu=False)
+            x = g.op("Relu", [g.op("Add", [y, shortcut])])
+            block += 1
+    x = g.op("GlobalAveragePool", [x])
+    x = g.op("Flatten", [x], axis=1)
+    embedding = g.op("Gemm", [x, g.const("fc.w", s["fc.weight"]), g.const("fc.b", s["fc.bias"])], "embedding",
+                     transB=1)
+    outputs = [onnx.value_info(embedding, ["n", int(s["fc.weight"].shape[0])])]
+    if head is not None:
+        hw, hb = state[f"{head}weight"], state[f"{head}bias"]
+        scores = g.op("Gemm", [embedding, g.const("head.w", hw), g.const("head.b", hb)], "scores", transB=1)
+        outputs.append(onnx.value_info(scores, ["n", int(hw.shape[0])]))
+    size = "s"
+    inputs = [onnx.value_info("input", ["n", 3, size, size])]
+    return onnx.model(g.nodes, g.weights, inputs, outputs, name="pose_classifier")
+
+
+class CvClassifier:
+    """Crops (N, S, S, 3) uint8 BGR -> scores (N, K), and embeddings, on ``cv2.dnn``."""
+
+    def __init__(self, state: dict, mean_bgr, std_bgr, threads: int | None = None):
+        import cv2
+        self.net = cv2.dnn.readNetFromONNX(np.frombuffer(resnet_onnx(state), np.uint8))
+        self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        names = self.net.getUnconnectedOutLayersNames()
+        self._outputs = sorted(names, key=lambda n: not n.startswith("embedding"))   # embedding, scores
+        self.mean = np.asarray(mean_bgr, np.float32).reshape(1, 3, 1, 1) * 255
+        self.std = np.asarray(std_bgr, np.float32).reshape(1, 3, 1, 1) * 255
+
+    def _run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = (np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32) - self.mean) / self.std
+        self.net.setInput(x, "input")
+        embedding, scores = self.net.forward(self._outputs)
+        return embedding, scores
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        return self._run(crops)[1]
+
+    def embed(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._run(crops)
