@@ -11,7 +11,6 @@ import weakref
 from pathlib import Path
 
 import cv2
-import torch
 
 from .config import TrackConfig, track_config
 from .detect import DetectorUnavailable, detector_chain, fallback_detectors
@@ -21,7 +20,7 @@ from .identity import FaceIdentity
 from .io.sources import as_bgr_image, open_source, read_image
 from .io.table import LandmarkTable, read_landmarks
 from .landmarker import Landmarker
-from .model import LandmarkModel, load_model, pick_device
+from .model import LandmarkModel, load_model, pick_device, resolve_backend
 from .pipeline import track_frames
 from .temporal import RegressStage, TemporalStage, temporal_stage
 from .uncertainty import UncertaintyReader, landmark_heatmap
@@ -33,25 +32,34 @@ class Tracker:
     """A landmark model loaded once, with its face detector and tracking settings.
 
     ``model``: a model file, a loaded :class:`tracker.model.LandmarkModel`, or None for
-    the packaged one. ``device``: "auto" (CUDA when present), "cpu" or "cuda".
+    the packaged one. ``device``: "auto" (CUDA when present), "cpu" or "cuda". The network
+    runs on torch on a GPU, and on the CPU on the backend ``tracking.backend`` names (auto:
+    OpenCV's DNN module, so torch is not imported; see :mod:`tracker.cvnet`).
     ``config``: a tracking YAML or a :class:`tracker.config.TrackConfig`; ``settings``
     override single values by name (``batch_size=1``, ``lag=4``, ``temporal=False``; see
-    ``configs/track.yaml``). The torch thread count is set from ``threads``.
+    ``configs/track.yaml``). The torch and OpenCV thread counts are set from ``threads``.
     """
 
     def __init__(self, model=None, device: str = "auto", *, config: str | Path | TrackConfig | None = None,
                  **settings):
         self.config = track_config(config, **settings)
-        self.device = pick_device(device)
         cfg = self.config.tracking
-        torch.set_num_threads(cfg.threads)
-        # OpenCV's own pool would spin beside torch, the decode thread and the scan worker on
-        # a small machine: its work here (crops, the cut summary, resizes) is small enough for one.
+        if isinstance(model, LandmarkModel):
+            self.backend = model.backend
+            self.device = pick_device(device) if self.backend == "torch" else "cpu"
+        else:
+            self.backend, self.device = resolve_backend(cfg.backend, device)
+        if self.backend == "torch":
+            import torch
+            torch.set_num_threads(cfg.threads)
+        # OpenCV's own pool would spin beside the network, the decode thread and the scan worker
+        # on a small machine: its threads are the network's on the OpenCV backend.
         cv2.setNumThreads(cfg.threads)
         if isinstance(model, LandmarkModel):
-            model.network.to(self.device)
+            if self.backend == "torch":
+                model.network.to(self.device)
         else:
-            model = load_model(model, self.device)
+            model = load_model(model, self.device, self.backend)
         self.model = model
         self.read_uncertainty = UncertaintyReader(model.templates, model.widths)
         self.landmarker = Landmarker(model, _detectors(cfg.detector, cfg.upsample), self.device, top_k=cfg.top_k,

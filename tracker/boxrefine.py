@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .detect import BoxCalibration, _rescaled, iou, match_detections
 from .shapes import box_center_size, flip_horizontal, from_canonical, landmark_box
@@ -93,6 +92,7 @@ class BoxRefiner:
     def to_dict(self) -> dict:
         """float32 tensors and plain numbers: numpy arrays would not load with
         ``torch.load(..., weights_only=True)``, tensors do."""
+        import torch
         return {"weights": torch.from_numpy(self.weights.copy()), "bias": torch.from_numpy(self.bias.copy()),
                 "lam": float(self.lam), "n_fit": int(self.n_fit)}
 
@@ -105,13 +105,12 @@ class BoxRefiner:
 
 # ----------------------------------------------------------------------------- features
 
-@torch.inference_mode()
 def embed_crops(landmarker, crops: np.ndarray, batch_size: int = EMBED_BATCH) -> np.ndarray:
     """Classifier embeddings (N, D) float32 of crops (N, S, S, 3), in batches."""
-    network = landmarker.model.network
-    out = [network.embed(torch.from_numpy(crops[i:i + batch_size]).to(landmarker.device))[0].float().cpu()
-           for i in range(0, len(crops), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, network.classifier.in_features), np.float32)
+    out = [landmarker.scores(crops[i:i + batch_size], embed=True)[0] for i in range(0, len(crops), batch_size)]
+    if not out:
+        return np.zeros((0, landmarker.model.config["model"].get("embedding") or 0), np.float32)
+    return np.concatenate(out).astype(np.float32)
 
 
 class _BatchedEmbedder:

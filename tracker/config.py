@@ -101,6 +101,7 @@ class TrackingConfig:
     top_k: int = 50                    # classes averaged for the landmarks
     flip_average: bool = False         # also classify the mirrored crop and average (twice the compute)
     refine: bool = True                # the model's regressors after the classifier (false: classification alone)
+    backend: str = "auto"              # the network's engine: auto (torch on a GPU, else opencv) | torch | opencv
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ _ALLOWED = {
         "redetect_every": _Range(0),
         "scan_upsample": _Range(0), "scan_scale": _Range(0.5, 3.0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
+        "backend": _one_of("auto", "torch", "opencv"),
     },
     CascadeConfig: {"kind": _one_of("trees", "linear"), "descriptor_size": POSITIVE, "ridge": POSITIVE, "clusters": _Range(1), "stages": _Range(0), "trees": _Range(1),
                     "depth": _Range(1, 12), "shrinkage": _Range(0.0, 1.0, strict=True), "feature_pool": _Range(2),

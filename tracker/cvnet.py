@@ -104,9 +104,12 @@ def resnet_onnx(state: dict, prefix: str = "backbone.", head: str | None = "head
 
 
 class CvClassifier:
-    """Crops (N, S, S, 3) uint8 BGR -> scores (N, K), and embeddings, on ``cv2.dnn``."""
+    """Crops (N, S, S, 3) uint8 BGR -> scores (N, K), and embeddings, on ``cv2.dnn``
+    (NumPy arrays in and out)."""
 
-    def __init__(self, state: dict, mean_bgr, std_bgr, threads: int | None = None):
+    backend = "opencv"
+
+    def __init__(self, state: dict, mean_bgr, std_bgr):
         import cv2
         self.net = cv2.dnn.readNetFromONNX(np.frombuffer(resnet_onnx(state), np.uint8))
         self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)

@@ -11,7 +11,6 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from .confidence import posterior_features
 from .crop import crop_batch
@@ -62,7 +61,7 @@ class Landmarker:
         self.detectors = list(detectors)
         self.fallback = list(fallback)             # tried on still images when the detectors find nothing
         self._detecting = threading.Lock()         # dlib's detectors are not safe from two threads at once
-        self.device = torch.device(device)
+        self.device = device                       # torch's device, for a torch network
         self.top_k = top_k
         self.passes = passes
         self.flip_average = flip_average
@@ -73,7 +72,10 @@ class Landmarker:
         # Our own estimates run slightly small; this maps their box to the face box (facetrack calibrate).
         self.landmark_calibration = BoxCalibration.from_dict(model.calibration[LANDMARK_BOXES]) \
             if LANDMARK_BOXES in model.calibration else BoxCalibration.identity(LANDMARK_BOXES)
-        model.network.to(memory_format=torch.channels_last)   # ~1.8x faster convolutions on CPU
+        if model.backend == "torch":
+            import torch
+            self.device = torch.device(device)
+            model.network.to(memory_format=torch.channels_last)   # ~1.8x faster convolutions on CPU
         self.crop_size = model.model_config.crop_size
         self.margin = model.model_config.margin
 
@@ -107,23 +109,36 @@ class Landmarker:
             crops = np.repeat(crops[..., None], 3, axis=-1)
         return crops
 
-    @torch.inference_mode()
     def classify_crops(self, crops: np.ndarray, embeddings: list | None = None) -> tuple[Posterior, np.ndarray]:
         """Posterior and canonical landmarks (N, 68, 2) for a batch of crops; the network's
         embeddings (N, D) are appended to ``embeddings`` when a list is given."""
-        batch = torch.from_numpy(crops).to(self.device)
         if embeddings is None:
-            scores = self.model.network(batch)
+            scores = self.scores(crops)
         else:
-            features, scores = self.model.network.embed(batch)
-            embeddings.append(features.float().cpu().numpy())
+            features, scores = self.scores(crops, embed=True)
+            embeddings.append(features)
         post = top_k_posterior(scores, self.top_k, self.keep_log_probs)
         canon = expected_shape(post, self.model.templates)
         if self.flip_average:
-            mirrored = self.model.network(torch.from_numpy(np.ascontiguousarray(crops[:, :, ::-1])).to(self.device))
+            mirrored = self.scores(np.ascontiguousarray(crops[:, :, ::-1]))
             canon = (canon + mirror_canonical(expected_shape(top_k_posterior(mirrored, self.top_k),
                                                              self.model.templates))) / 2
         return post, canon
+
+    def scores(self, crops: np.ndarray, embed: bool = False):
+        """The network's class scores (N, K) for crops (N, S, S, 3) uint8 BGR, as a NumPy array
+        (OpenCV backend) or a torch tensor on the model's device; ``embed``: (embeddings as a
+        NumPy array, scores)."""
+        network = self.model.network
+        if self.model.backend == "opencv":
+            return network.embed(crops) if embed else network(crops)
+        import torch
+        with torch.inference_mode():
+            batch = torch.from_numpy(crops).to(self.device)
+            if not embed:
+                return network(batch)
+            features, scores = network.embed(batch)
+            return features.float().cpu().numpy(), scores
 
     def confidence(self, post: Posterior, canon: np.ndarray, drift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(confidence (N,), features (N, F)) of each estimate: with the model's confidence

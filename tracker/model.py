@@ -1,7 +1,10 @@
-"""The K-way pose classifier: a torchvision backbone, an embedding and a K-way layer.
+"""A saved pose-classification model and how it is loaded.
 
 A saved model (``.pt``) bundles the network weights (fp16), the pose-class templates,
-per-class widths, tau, the detector calibration and the config it was trained with.
+per-class widths, tau, the detector calibration and the config it was trained with. It
+loads for one of two backends: ``torch`` (the network of :mod:`tracker.network`, for
+training and GPUs) or ``opencv`` (the same network on ``cv2.dnn``, :mod:`tracker.cvnet`:
+CPU inference without importing torch, read by :mod:`tracker.checkpoint`).
 """
 from __future__ import annotations
 
@@ -9,9 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-import torchvision
-from torch import nn
 
 from .config import ModelConfig
 from .errors import FacetrackError
@@ -27,50 +27,11 @@ class ModelError(FacetrackError):
     """A model file that is missing or unusable."""
 
 
-class PoseClassifier(nn.Module):
-    """Crops (N, S, S, 3) uint8 BGR -> scores (N, K) over pose classes."""
-
-    def __init__(self, cfg: ModelConfig, num_classes: int):
-        super().__init__()
-        width = cfg.embedding or num_classes
-        try:
-            self.backbone = torchvision.models.get_model(cfg.backbone, weights=None, num_classes=width)
-        except (ValueError, KeyError):
-            raise ModelError(f"unknown torchvision backbone {cfg.backbone!r}") from None
-        self.head = nn.Linear(width, num_classes) if cfg.embedding else nn.Identity()
-        self.register_buffer("mean", torch.tensor(PIXEL_MEAN_BGR).view(1, 3, 1, 1) * 255)
-        self.register_buffer("std", torch.tensor(PIXEL_STD_BGR).view(1, 3, 1, 1) * 255)
-
-    @property
-    def classifier(self) -> nn.Linear:
-        """The K-way layer (its weights are the exemplar embeddings)."""
-        if isinstance(self.head, nn.Linear):
-            return self.head
-        return [m for m in self.backbone.modules() if isinstance(m, nn.Linear)][-1]
-
-    def normalize(self, crops: torch.Tensor) -> torch.Tensor:
-        x = crops.permute(0, 3, 1, 2).float()
-        return (x - self.mean) / self.std
-
-    def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(self.normalize(crops)))
-
-    def embed(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embeddings (N, D) and scores (N, K) from one forward pass (scores as ``forward``)."""
-        embedding = self.backbone(self.normalize(crops))
-        return embedding, self.head(embedding)
-
-    def init_bias(self, value: float) -> None:
-        """Start every class score at ``value`` (log prior) so early losses are sane."""
-        with torch.no_grad():
-            self.classifier.bias.fill_(value)
-
-
 @dataclass
 class LandmarkModel:
     """Everything needed at test time, as saved in a model file."""
 
-    network: PoseClassifier
+    network: object                     # tracker.network.PoseClassifier (torch) or tracker.cvnet.CvClassifier
     config: dict                        # the full training config, as a dict
     templates: np.ndarray               # (K, 68, 2) float32, canonical box frame
     widths: np.ndarray                  # (K,) float32, spherical Gaussian sigma per class
@@ -90,8 +51,14 @@ class LandmarkModel:
     def num_classes(self) -> int:
         return len(self.templates)
 
+    @property
+    def backend(self) -> str:
+        """"torch" or "opencv": which kind of network this model runs."""
+        return "opencv" if getattr(self.network, "backend", "") == "opencv" else "torch"
+
     def save(self, path) -> None:
-        """Write an inference bundle with fp16 weights and templates."""
+        """Write an inference bundle with fp16 weights and templates (torch models only)."""
+        import torch
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in self.network.state_dict().items()
                  if k not in ("mean", "std")}
         payload = {
@@ -140,6 +107,7 @@ def load_confidence(model_path):
 
 def save_refiners(model_path, cascade=None, box_refiner=None) -> Path:
     """Write a model's regressors (cascade, detection refinement) to its companion file."""
+    import torch
     path = refine_path(model_path)
     torch.save({"format": "facetrack-refine-1", "cascade": None if cascade is None else cascade.to_dict(),
                 "box": None if box_refiner is None else box_refiner.to_dict()}, path)
@@ -147,10 +115,12 @@ def save_refiners(model_path, cascade=None, box_refiner=None) -> Path:
 
 
 def _read_payload(path: Path, format_name: str, what: str) -> dict:
-    """A torch file's dict, checked to be of ``format_name``; ``what`` names it in errors."""
+    """A torch file's dict (tensors as NumPy arrays, read without torch), checked to be of
+    ``format_name``; ``what`` names it in errors."""
+    from .checkpoint import CheckpointError, read_checkpoint
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt file
+        payload = read_checkpoint(path)
+    except CheckpointError as exc:
         raise ModelError(f"{path}: not {what} ({exc.__class__.__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != format_name:
         raise ModelError(f"{path}: not {what}")
@@ -173,28 +143,52 @@ def load_refiners(model_path) -> dict:
     return out
 
 
-def load_model(path=None, device: str | torch.device = "cpu") -> LandmarkModel:
+BACKENDS = ("torch", "opencv")
+
+
+def load_model(path=None, device="cpu", backend: str = "torch") -> LandmarkModel:
     """Load a saved model (the packaged default when ``path`` is None), with the
-    regressors of its companion ``.refine.pt`` file when there is one."""
+    regressors of its companion ``.refine.pt`` file when there is one. ``backend``: "torch"
+    (on ``device``) or "opencv" (CPU, :class:`tracker.cvnet.CvClassifier`; torch is not imported)."""
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
     path = Path(path) if path else DEFAULT_MODEL
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
     payload = _read_payload(path, "facetrack-model-1", "a facetrack model")
-    templates = payload["templates"].float().numpy()
+    templates = np.asarray(payload["templates"], np.float32)
     cfg = ModelConfig(**payload["config"]["model"])
-    net = PoseClassifier(cfg, len(templates))
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()},
-                        strict=False)
-    net.eval().to(device)
+    state = {k: np.asarray(v, np.float32) if np.asarray(v).dtype.kind == "f" else np.asarray(v)
+             for k, v in payload["state_dict"].items()}
+    net = _opencv_network(cfg, state) if backend == "opencv" else _torch_network(cfg, state, len(templates), device)
     stored = payload.get("transitions")
     transitions = None if stored is None else {
-        "indptr": stored["indptr"].numpy(), "indices": stored["indices"].numpy(),
-        "log_weight": stored["log_weight"].float().numpy(), "n": int(stored["n"]), "sigma": float(stored["sigma"])}
+        "indptr": np.asarray(stored["indptr"]), "indices": np.asarray(stored["indices"]),
+        "log_weight": np.asarray(stored["log_weight"], np.float32), "n": int(stored["n"]),
+        "sigma": float(stored["sigma"])}
     return LandmarkModel(network=net, config=payload["config"], templates=templates,
-                         widths=payload["widths"].numpy(), tau=payload["tau"],
+                         widths=np.asarray(payload["widths"], np.float32), tau=payload["tau"],
                          calibration=_calibrations(payload.get("calibration")), meta=payload.get("meta", {}),
                          transitions=transitions, confidence=load_confidence(path),
                          **_refiner_fields(load_refiners(path)))
+
+
+def _torch_network(cfg: ModelConfig, state: dict, num_classes: int, device):
+    import torch
+    from .network import ModelBuildError, PoseClassifier
+    try:
+        net = PoseClassifier(cfg, num_classes)
+    except ModelBuildError as exc:
+        raise ModelError(str(exc)) from None
+    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=False)
+    return net.eval().to(device)
+
+
+def _opencv_network(cfg: ModelConfig, state: dict):
+    from .cvnet import CvClassifier
+    if not cfg.backbone.startswith("resnet"):
+        raise ModelError(f"the opencv backend runs ResNet backbones, not {cfg.backbone!r}: use the torch backend")
+    return CvClassifier(state, PIXEL_MEAN_BGR, PIXEL_STD_BGR)
 
 
 def _refiner_fields(refiners: dict) -> dict:
@@ -210,7 +204,42 @@ def _calibrations(stored) -> dict:
     return dict(stored)
 
 
-def pick_device(name: str = "auto") -> torch.device:
+def __getattr__(name: str):
+    if name == "PoseClassifier":            # the torch network, imported (with torch) on first use
+        from .network import PoseClassifier
+        return PoseClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def cuda_present() -> bool:
+    """Whether a CUDA GPU may be here, without importing torch where it can be told (Linux:
+    the NVIDIA driver lists its GPUs under /proc); then torch's own check."""
+    import sys
+    if sys.platform.startswith("linux"):
+        gpus = Path("/proc/driver/nvidia/gpus")
+        if not (gpus.is_dir() and any(gpus.iterdir())):
+            return False
+    elif sys.platform == "darwin":
+        return False
+    import torch
+    return torch.cuda.is_available()
+
+
+def resolve_backend(backend: str, device: str = "auto") -> tuple[str, object]:
+    """(backend, device) for a tracking ``backend`` setting (auto | torch | opencv) and a
+    ``device`` (auto | cpu | cuda...): torch on a GPU; on the CPU, auto means opencv."""
+    if backend not in ("auto", *BACKENDS):
+        raise ModelError(f"unknown backend {backend!r} (choose from auto, {', '.join(BACKENDS)})")
+    on_gpu = device.startswith("cuda") or (device == "auto" and cuda_present())
+    if backend == "opencv" or (backend == "auto" and not on_gpu):
+        if device.startswith("cuda"):
+            raise FacetrackError("the opencv backend runs on the CPU: use --device cpu or tracking.backend=torch")
+        return "opencv", "cpu"
+    return "torch", pick_device(device)
+
+
+def pick_device(name: str = "auto"):
+    import torch
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

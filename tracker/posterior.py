@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 
 @dataclass(frozen=True)
@@ -25,8 +24,12 @@ class Posterior:
         return self.classes[:, 0]
 
 
-def top_k_posterior(scores: torch.Tensor, k: int, keep_log_probs: bool = False) -> Posterior:
-    """Softmax over all K classes, keeping the k most probable (and all log-probabilities if asked)."""
+def top_k_posterior(scores, k: int, keep_log_probs: bool = False) -> Posterior:
+    """Softmax over all K classes, keeping the k most probable (and all log-probabilities if
+    asked); ``scores`` (N, K) a torch tensor (on any device) or a NumPy array."""
+    if isinstance(scores, np.ndarray):
+        return _top_k_numpy(scores, k, keep_log_probs)
+    import torch
     log_probs = torch.log_softmax(scores.float(), dim=1)
     top = torch.topk(log_probs, min(k, log_probs.shape[1]), dim=1)
     values = top.values.exp()
@@ -35,6 +38,20 @@ def top_k_posterior(scores: torch.Tensor, k: int, keep_log_probs: bool = False) 
                      probs=(values / mass[:, None]).cpu().numpy(),
                      mass=mass.cpu().numpy(),
                      log_probs=log_probs.cpu().numpy() if keep_log_probs else None)
+
+
+def _top_k_numpy(scores: np.ndarray, k: int, keep_log_probs: bool) -> Posterior:
+    scores = np.asarray(scores, np.float32)
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True, dtype=np.float64)).astype(np.float32)
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-log_probs, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(log_probs, part, axis=1), axis=1, kind="stable")
+    classes = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    values = np.exp(np.take_along_axis(log_probs, classes, axis=1))
+    mass = values.sum(axis=1)
+    return Posterior(classes=classes, probs=(values / mass[:, None]).astype(np.float32), mass=mass.astype(np.float32),
+                     log_probs=log_probs if keep_log_probs else None)
 
 
 def expected_shape(post: Posterior, templates: np.ndarray) -> np.ndarray:
