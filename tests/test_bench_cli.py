@@ -14,3 +14,32 @@ def test_bad_bench_arguments(args, message, capsys):
     assert bench_main(["--no-baseline", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err and "Traceback" not in err
+
+
+def test_a_whole_process_is_timed_to_its_first_row_and_its_peak_memory_read(tmp_path):
+    import sys
+    from tracker.bench import process_run
+    csv = tmp_path / "o.csv"
+    code = ("import time, sys; f = open(sys.argv[1], 'w'); f.write('h\\n'); f.flush(); time.sleep(0.3);"
+            "f.write('1\\n'); f.flush(); x = bytearray(60 * 2**20); time.sleep(0.3); f.write('2\\n')")
+    run = process_run([sys.executable, "-c", code, str(csv)], csv)
+    assert run["returncode"] == 0 and run["rows"] == 2
+    assert 0.25 < run["first_frame_s"] < run["seconds"] - 0.25
+    assert run["peak_rss_mb"] > 60
+    failed = process_run([sys.executable, "-c", "import sys; sys.exit('no')"], tmp_path / "none.csv")
+    assert failed["returncode"] == 1 and failed["first_frame_s"] is None and "no" in failed["stderr"]
+
+
+def test_the_tracker_and_the_dlib_loop_run_as_processes(tmp_path):
+    import pytest
+    from clips import moving_face_frames, write_clip
+    from tracker.bench import dlib_command, process_run, tracker_command
+    clip = write_clip(tmp_path / "m.mkv", moving_face_frames(3, step=2.0)[0])
+    ours = process_run(tracker_command(clip, tmp_path / "a.csv", ("--device", "cpu")), tmp_path / "a.csv")
+    assert ours["returncode"] == 0 and ours["rows"] == 3, ours["stderr"]
+    try:
+        import dlib  # noqa: F401
+    except ImportError:
+        pytest.skip("dlib is not installed")
+    base = process_run(dlib_command(clip, tmp_path / "b.csv", 0), tmp_path / "b.csv")
+    assert base["returncode"] == 0 and base["rows"] == 3, base["stderr"]

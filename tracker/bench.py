@@ -15,7 +15,6 @@ from pathlib import Path
 import cv2
 
 from .errors import FacetrackError
-from .hmm import decode_benchmark, model_transitions
 from .io.landmark_csv import LandmarkCsvWriter
 from .io.sinks import CsvSink
 from .io.sources import VideoSource
@@ -105,7 +104,67 @@ def scratch_csv(name: str) -> str:
 def decoder_benchmarks(model, cfg, sizes: list[int]) -> list[dict]:
     """The HMM decoder alone: the model's own graph, then synthetic graphs of the given
     sizes, each exact and (when the config prunes) with the config's top-M pruning."""
+    from .hmm import decode_benchmark, model_transitions
     prunes = [None] + ([cfg.prune_top] if cfg.prune_top else [])
     own = model_transitions(model, cfg.neighbours)
     rows = [decode_benchmark(own.num_states, cfg.neighbours, lag=30, prune_top=m, transitions=own) for m in prunes]
     return rows + [decode_benchmark(k, cfg.neighbours, lag=30, prune_top=m) for k in sizes for m in prunes]
+
+
+# ----------------------------------------------------------------------------- whole processes
+
+def process_run(argv: list[str], csv_path, poll: float = 0.005, timeout: float = 600.0) -> dict:
+    """Run ``argv`` (a command writing the landmark CSV ``csv_path``) as a user would, from a
+    fresh interpreter: wall seconds, seconds until the first frame's row is in the CSV (the
+    file polled every ``poll`` s), the exit code and the child's peak resident memory (MB)."""
+    import os
+    import subprocess
+    path = Path(csv_path)
+    path.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        first = None
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)      # reaps it with its own rusage
+            if pid:
+                break
+            if first is None and _has_a_row(path):
+                first = time.perf_counter() - start
+            if time.perf_counter() - start > timeout:
+                child.kill()
+            time.sleep(poll)
+        wall = time.perf_counter() - start
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")[-300:]
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if first is None and _has_a_row(path):
+        first = wall
+    rows = max(0, sum(1 for _ in open(path)) - 1) if path.is_file() else 0
+    peak = usage.ru_maxrss
+    return {"seconds": wall, "first_frame_s": first, "returncode": child.returncode, "rows": rows,
+            "peak_rss_mb": peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, "stderr": stderr}
+
+
+def _has_a_row(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(65536).count(b"\n") >= 2
+    except OSError:
+        return False
+
+
+def tracker_command(clip, csv_path, extra: tuple[str, ...] = ()) -> list[str]:
+    """``facetrack track CLIP --csv CSV`` in a fresh interpreter, as a user runs it."""
+    return [sys.executable, "-m", "tracker.cli", "track", str(clip), "--csv", str(csv_path), "--no-progress", *extra]
+
+
+def dlib_command(clip, csv_path, upsample: int = 0) -> list[str]:
+    """The dlib loop (:func:`run_dlib_baseline`) in a fresh interpreter."""
+    return [sys.executable, "-m", "tracker.bench", "dlib", str(clip), str(csv_path), str(upsample)]
+
+
+if __name__ == "__main__":            # python -m tracker.bench dlib CLIP CSV UPSAMPLE: the baseline as a process
+    if len(sys.argv) != 5 or sys.argv[1] != "dlib":
+        sys.exit("usage: python -m tracker.bench dlib CLIP CSV UPSAMPLE")
+    run_dlib_baseline(sys.argv[2], sys.argv[3], int(sys.argv[4]))

@@ -22,6 +22,11 @@ def parser(prog: str = "facetrack bench"):
     p.add_argument("--baseline-upsample", default="1,0", metavar="U,U",
                    help="dlib detector upsampling for the baseline runs (1 is dlib's documented example)")
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--process-runs", type=int, default=1, metavar="N",
+                   help="also N alternating pairs of whole processes as a user runs them, started fresh: "
+                        "'facetrack track CLIP --csv' and the dlib loop at --process-upsample (0: skip)")
+    p.add_argument("--process-upsample", type=int, default=0, metavar="U",
+                   help="dlib detector upsampling of the whole-process baseline (default 0, its fastest)")
     p.add_argument("--hmm-states", default="10000,140000", metavar="K,K",
                    help="also time the HMM decoder alone at these numbers of states (n from the config; '' skips)")
     p.add_argument("--model", help="model file (default: the packaged model)")
@@ -36,7 +41,6 @@ def main(argv: list[str] | None = None, prog: str = "facetrack bench") -> int:
 
 def _bench(argv: list[str], prog: str) -> int:
     import dataclasses
-    import torch
     from ..api import Tracker
     from ..bench import SAMPLE_CLIP, decoder_benchmarks, peak_rss_mb, run_dlib_baseline, run_tracker, scratch_csv
     from ..config import load_track_config
@@ -48,9 +52,11 @@ def _bench(argv: list[str], prog: str) -> int:
         raise UsageError(f"--frames must be at least 1, got {args.frames}")
     clip = args.clip or str(SAMPLE_CLIP)
     config = load_track_config(args.config, parse_overrides(args.set))
+    processes = whole_processes(clip, args, args.process_runs)        # first, before this process loads anything
     tracker = Tracker(args.model, args.device, config=config)
     run_tracker(clip, tracker, scratch_csv("warmup"), max_frames=16)      # first-call costs
-    report = {"clip": clip, "device": str(tracker.device), "threads": torch.get_num_threads(),
+    report = {"clip": clip, "device": str(tracker.device), "backend": tracker.backend, "threads": config.tracking.threads,
+              "processes": processes,
               "config": dataclasses.asdict(config.tracking), "temporal": dataclasses.asdict(config.temporal),
               "ours": run_tracker(clip, tracker, scratch_csv("ours"), args.frames)}
     report["ours_runs"] = []
@@ -58,7 +64,8 @@ def _bench(argv: list[str], prog: str) -> int:
         variant = Tracker(tracker.model, args.device, config=config, batch_size=size, latency=False)
         report["ours_runs"].append({"batch_size": size, **run_tracker(clip, variant, scratch_csv("ours"),
                                                                       args.frames)})
-    if tracker.device.type == "cuda":
+    if tracker.backend == "torch" and tracker.device.type == "cuda":
+        import torch
         report["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     report["baseline"] = [] if args.no_baseline else [
         run_dlib_baseline(clip, scratch_csv(f"dlib{u}"), u, args.frames) for u in upsamples]
@@ -68,10 +75,42 @@ def _bench(argv: list[str], prog: str) -> int:
     return EXIT_OK
 
 
+def whole_processes(clip: str, args, runs: int) -> list[dict]:
+    """``runs`` alternating pairs (ours first, then the dlib loop) of fresh processes."""
+    from ..bench import dlib_command, process_run, scratch_csv, tracker_command
+    extra = tuple(a for pair in (("--model", args.model),) if pair[1] for a in pair)
+    extra += tuple(a for item in args.set or () for a in ("--set", item))
+    extra += () if args.config is None else ("--config", args.config)
+    extra += ("--device", args.device)
+    pairs = []
+    for _ in range(max(0, runs)):
+        ours = process_run(tracker_command(clip, scratch_csv("process-ours"), extra), scratch_csv("process-ours"))
+        dlib = process_run(dlib_command(clip, scratch_csv("process-dlib"), args.process_upsample),
+                           scratch_csv("process-dlib"))
+        for run in (ours, dlib):
+            if run["returncode"] != 0:
+                raise UsageError(f"a benchmark process failed (exit {run['returncode']}): {run['stderr'].strip()}")
+        pairs.append({"ours": ours, "dlib": dlib, "upsample": args.process_upsample})
+    return pairs
+
+
+def format_processes(r: dict) -> list[str]:
+    lines = []
+    for i, pair in enumerate(r.get("processes", []), 1):
+        ours, dlib = pair["ours"], pair["dlib"]
+        lines.append(f"whole process {i} (fresh interpreter, start-up included): facetrack track {ours['seconds']:.2f} s "
+                     f"(first frame written at {ours['first_frame_s']:.2f} s, peak RSS {ours['peak_rss_mb']:.0f} MB, "
+                     f"{ours['rows']} rows) vs dlib loop (upsample {pair['upsample']}) {dlib['seconds']:.2f} s "
+                     f"(first frame {dlib['first_frame_s']:.2f} s, peak RSS {dlib['peak_rss_mb']:.0f} MB): "
+                     f"{dlib['seconds'] / ours['seconds']:.2f}x")
+    return lines
+
+
 def format_report(r: dict) -> str:
     ours = r["ours"]
     mode = "latency (1 frame per call)" if r["config"]["latency"] else f"batch {r['config']['batch_size']}"
-    lines = [f"clip {r['clip']}  device {r['device']}  torch threads {r['threads']}  {mode}",
+    lines = [f"clip {r['clip']}  device {r['device']}  backend {r.get('backend', 'torch')}  threads {r['threads']}  "
+             f"{mode}", *format_processes(r),
              f"{'run':<44} {'frames':>7} {'fps':>8} {'ratio':>7}",
              f"{'facetrack (decode thread + tracker + CSV)':<44} {ours['frames']:>7d} {ours['fps']:>8.1f} {'1.00':>7}"]
     for run in r.get("ours_runs", []):
