@@ -114,6 +114,7 @@ class CvClassifier:
         self.net = cv2.dnn.readNetFromONNX(np.frombuffer(resnet_onnx(state), np.uint8))
         self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        self.net.enableWinograd(False)
         names = self.net.getUnconnectedOutLayersNames()
         self._outputs = sorted(names, key=lambda n: not n.startswith("embedding"))   # embedding, scores
         self.mean = np.asarray(mean_bgr, np.float32).reshape(1, 3, 1, 1) * 255

@@ -31,64 +31,66 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+# A message is a list of byte chunks, joined once at the end (the weights are not copied
+# into ever larger nested messages on the way).
+
 def _key(field: int, wire: int) -> bytes:
     return _varint(field << 3 | wire)
 
 
-def _int(field: int, value: int) -> bytes:
-    return _key(field, 0) + _varint(int(value))
+def _int(field: int, value: int) -> list:
+    return [_key(field, 0) + _varint(int(value))]
 
 
-def _bytes(field: int, value: bytes) -> bytes:
-    return _key(field, 2) + _varint(len(value)) + value
+def _sub(field: int, chunks) -> list:
+    """A length-delimited field holding ``chunks`` (bytes, memoryviews or a message)."""
+    chunks = [chunks] if isinstance(chunks, (bytes, memoryview)) else list(chunks)
+    return [_key(field, 2) + _varint(sum(len(c) for c in chunks)), *chunks]
 
 
-def _str(field: int, value: str) -> bytes:
-    return _bytes(field, value.encode())
+def _str(field: int, value: str) -> list:
+    return _sub(field, value.encode())
 
 
-def _float(field: int, value: float) -> bytes:
-    return _key(field, 5) + struct.pack("<f", float(value))
+def _float(field: int, value: float) -> list:
+    return [_key(field, 5) + struct.pack("<f", float(value))]
 
 
-def attribute(name: str, value) -> bytes:
+def attribute(name: str, value) -> list:
     """An AttributeProto: an int, a float, or a list of ints."""
     if isinstance(value, (list, tuple)):
-        body = _str(1, name) + b"".join(_int(8, v) for v in value) + _int(20, ATTR_INTS)
-    elif isinstance(value, float):
-        body = _str(1, name) + _float(2, value) + _int(20, ATTR_FLOAT)
-    else:
-        body = _str(1, name) + _int(3, value) + _int(20, ATTR_INT)
-    return body
+        return _str(1, name) + [c for v in value for c in _int(8, v)] + _int(20, ATTR_INTS)
+    if isinstance(value, float):
+        return _str(1, name) + _float(2, value) + _int(20, ATTR_FLOAT)
+    return _str(1, name) + _int(3, value) + _int(20, ATTR_INT)
 
 
-def node(op: str, inputs, outputs, name: str = "", **attrs) -> bytes:
+def node(op: str, inputs, outputs, name: str = "", **attrs) -> list:
     """A NodeProto."""
-    body = b"".join(_str(1, i) for i in inputs) + b"".join(_str(2, o) for o in outputs)
+    body = [c for i in inputs for c in _str(1, i)] + [c for o in outputs for c in _str(2, o)]
     body += _str(3, name or outputs[0]) + _str(4, op)
-    body += b"".join(_bytes(5, attribute(k, v)) for k, v in attrs.items())
-    return body
+    return body + [c for k, v in attrs.items() for c in _sub(5, attribute(k, v))]
 
 
-def tensor(name: str, array: np.ndarray) -> bytes:
-    """A float32 TensorProto holding ``array`` as raw little-endian bytes."""
+def tensor(name: str, array: np.ndarray) -> list:
+    """A float32 TensorProto holding ``array`` as raw little-endian bytes (not copied when
+    it is float32 and contiguous already)."""
     array = np.ascontiguousarray(array, dtype="<f4")
-    body = b"".join(_int(1, d) for d in array.shape) + _int(2, FLOAT) + _str(8, name)
-    return body + _bytes(9, array.tobytes())
+    body = [c for d in array.shape for c in _int(1, d)] + _int(2, FLOAT) + _str(8, name)
+    return body + _sub(9, memoryview(array).cast("B"))
 
 
-def value_info(name: str, dims) -> bytes:
+def value_info(name: str, dims) -> list:
     """A float32 ValueInfoProto; a str in ``dims`` is a named (dynamic) dimension."""
-    shape = b"".join(_bytes(1, _str(2, d) if isinstance(d, str) else _int(1, d)) for d in dims)
-    tensor_type = _int(1, FLOAT) + _bytes(2, shape)
-    return _str(1, name) + _bytes(2, _bytes(1, tensor_type))
+    shape = [c for d in dims for c in _sub(1, _str(2, d) if isinstance(d, str) else _int(1, d))]
+    tensor_type = _int(1, FLOAT) + _sub(2, shape)
+    return _str(1, name) + _sub(2, _sub(1, tensor_type))
 
 
-def model(nodes: list[bytes], initializers: list[bytes], inputs: list[bytes], outputs: list[bytes],
-          name: str = "graph") -> bytes:
-    """A serialised ModelProto of one graph."""
-    graph = b"".join(_bytes(1, n) for n in nodes) + _str(2, name)
-    graph += b"".join(_bytes(5, t) for t in initializers)
-    graph += b"".join(_bytes(11, i) for i in inputs) + b"".join(_bytes(12, o) for o in outputs)
+def model(nodes: list, initializers: list, inputs: list, outputs: list, name: str = "graph") -> bytes:
+    """A serialised ModelProto of one graph (the one copy of the weights made here)."""
+    graph = [c for n in nodes for c in _sub(1, n)] + _str(2, name)
+    graph += [c for t in initializers for c in _sub(5, t)]
+    graph += [c for i in inputs for c in _sub(11, i)] + [c for o in outputs for c in _sub(12, o)]
     opset = _str(1, "") + _int(2, OPSET)
-    return _int(1, IR_VERSION) + _str(2, "facetrack") + _bytes(7, graph) + _bytes(8, opset)
+    return b"".join(_int(1, IR_VERSION) + _str(2, "facetrack") + _sub(7, graph) + _sub(8, opset))

@@ -28,6 +28,8 @@ def parser(prog: str = "facetrack predict"):
     p.add_argument("--no-refine", action="store_true",
                    help="classification alone: skip the model's regressors after the classifier")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "opencv"),
+                   help="the network's engine (auto: torch on a GPU, OpenCV's DNN module on the CPU)")
     p.add_argument("--threads", type=int_at_least(1), default=2, help="torch CPU threads")
     p.add_argument("--spread", action="store_true",
                    help="also each landmark's spread, columns s_0..s_67 (pixels; head pose is always there)")
@@ -49,7 +51,7 @@ def _predict(argv: list[str], prog: str) -> int:
     fallback = "none" if args.fallback == "auto" and not isinstance(source, ImageSource) else args.fallback
     tracker = Tracker(args.model, args.device, temporal=False, threads=args.threads, detector=args.detector,
                       fallback=fallback, upsample=args.upsample, detect_passes=args.passes, top_k=args.top_k,
-                      flip_average=args.flip_average, refine=not args.no_refine)
+                      flip_average=args.flip_average, refine=not args.no_refine, backend=args.backend)
     extra = ("file",) if isinstance(source, ImageSource) else ()
     total = len(source) if isinstance(source, ImageSource) else source.frame_count
     with CsvSink("/dev/stdout" if args.csv == "-" else args.csv, extra, spread=args.spread) as sink, \
