@@ -98,8 +98,7 @@ def resnet_onnx(state: dict, prefix: str = "backbone.", head: str | None = "head
         hw, hb = state[f"{head}weight"], state[f"{head}bias"]
         scores = g.op("Gemm", [embedding, g.const("head.w", hw), g.const("head.b", hb)], "scores", transB=1)
         outputs.append(onnx.value_info(scores, ["n", int(hw.shape[0])]))
-    size = "s"
-    inputs = [onnx.value_info("input", ["n", 3, size, size])]
+    inputs = [onnx.value_info("input", ["n", 3, "s", "s"])]           # any batch, any square crop size
     return onnx.model(g.nodes, g.weights, inputs, outputs, name="pose_classifier")
 
 
