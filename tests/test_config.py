@@ -78,7 +78,7 @@ def test_track_config_rejects_unknown_keys_and_bad_types():
 
 @pytest.mark.parametrize("section, key, value, message", [
     ("tracking", "batch_size", 0, "tracking.batch_size: must be at least 1, got 0"),
-    ("tracking", "threads", -1, "tracking.threads: must be at least 1"),
+    ("tracking", "threads", -1, "tracking.threads: must be at least 0"),
     ("tracking", "lost_confidence", 2, r"tracking.lost_confidence: must be between 0.0 and 1.0, got 2.0"),
     ("tracking", "detector", "foo", "tracking.detector: expected one of auto, dlib, haar, got 'foo'"),
     ("tracking", "top_k", 0, "tracking.top_k: must be at least 1"),

@@ -126,3 +126,11 @@ def test_tracking_on_the_cpu_never_imports_torch(sample_clip):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-500:]
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_thread_counts_are_chosen_per_backend(monkeypatch):
+    import os
+    from tracker.api import network_threads
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert network_threads(0, "torch") == 1 and network_threads(0, "opencv") == 6
+    assert network_threads(3, "torch") == 3 and network_threads(3, "opencv") == 3

@@ -59,7 +59,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     seed: int = 0
     device: str = "auto"               # auto | cpu | cuda
-    threads: int = 1                   # torch CPU threads (the decode thread needs a core of its own)
+    threads: int = 0                   # the network's CPU threads (0: auto, 1 for torch, every core for opencv)
     decode_threads: int = 1            # FFmpeg threads decoding video (0: one per core)
     amp: bool = True                   # mixed precision on CUDA
     top_k: int = 50                    # templates averaged for the landmark estimate
@@ -82,7 +82,7 @@ class TrackingConfig:
     batch_size: int = 8                # frames per classifier call for files (crops of all faces)
     latency: bool = False              # true: one frame per call, nothing waits (always so for webcams)
     queue_size: int = 32               # decoded frames buffered ahead of the classifier
-    threads: int = 1                   # torch CPU threads (the decode thread needs a core of its own)
+    threads: int = 0                   # the network's CPU threads (0: auto, 1 for torch, every core for opencv)
     decode_threads: int = 1            # FFmpeg threads decoding video (0: one per core)
     detector: str = "auto"             # auto (dlib, then Haar) | dlib | haar
     upsample: int = 1                  # dlib detector upsampling (1 finds faces down to ~40 px)
@@ -244,7 +244,7 @@ _ALLOWED = {
                   "val_every": _Range(1), "checkpoint_every": _Range(1), "device": _one_of("auto", "cpu", "cuda"),
                   "threads": _Range(1), "decode_threads": _Range(0), "top_k": _Range(1)},
     TrackingConfig: {
-        "batch_size": _Range(1), "queue_size": _Range(1), "threads": _Range(1), "decode_threads": _Range(0),
+        "batch_size": _Range(1), "queue_size": _Range(1), "threads": _Range(0), "decode_threads": _Range(0),
         "detector": _one_of("auto", "dlib", "haar"), "upsample": _Range(0),
         "fallback": _one_of("auto", "cnn", "none"), "cuts": _one_of("auto", "every_frame", "never"),
         "redetect_every": _Range(0),

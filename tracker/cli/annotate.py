@@ -27,7 +27,7 @@ def parser(prog: str = "facetrack annotate"):
     p.add_argument("--tolerance", type=float, metavar="PX",
                    help=f"how far (pixels) a clicked landmark may be from a pose class's for the class to "
                         f"stay (default {DEFAULT_TOLERANCE:g}; with --simulate, 0.06 of the face box's side)")
-    p.add_argument("--threads", type=int_at_least(1), default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int_at_least(1), default=2, help="the network's CPU threads")
     p.add_argument("--simulate", metavar="GT",
                    help="no window: the simulated annotator against the ground truth GT (a folder of .pts, or a "
                         "300VW-style folder with vid.* and annot/); clicks true landmark positions and prints "

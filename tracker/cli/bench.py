@@ -55,7 +55,7 @@ def _bench(argv: list[str], prog: str) -> int:
     processes = whole_processes(clip, args, args.process_runs)        # first, before this process loads anything
     tracker = Tracker(args.model, args.device, config=config)
     run_tracker(clip, tracker, scratch_csv("warmup"), max_frames=16)      # first-call costs
-    report = {"clip": clip, "device": str(tracker.device), "backend": tracker.backend, "threads": config.tracking.threads,
+    report = {"clip": clip, "device": str(tracker.device), "backend": tracker.backend, "threads": tracker.threads,
               "processes": processes,
               "config": dataclasses.asdict(config.tracking), "temporal": dataclasses.asdict(config.temporal),
               "ours": run_tracker(clip, tracker, scratch_csv("ours"), args.frames)}

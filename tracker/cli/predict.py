@@ -30,7 +30,7 @@ def parser(prog: str = "facetrack predict"):
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "opencv"),
                    help="the network's engine (auto: torch on a GPU, OpenCV's DNN module on the CPU)")
-    p.add_argument("--threads", type=int_at_least(1), default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int_at_least(1), default=2, help="the network's CPU threads")
     p.add_argument("--spread", action="store_true",
                    help="also each landmark's spread, columns s_0..s_67 (pixels; head pose is always there)")
     p.add_argument("--no-progress", action="store_true")
