@@ -93,6 +93,7 @@ class TrackingConfig:
     scan_upsample: int = 0             # dlib upsampling for those scans (0: ~4x cheaper, faces over ~50 px)
     scan_scale: float = 1.3            # those scans see the frame resized by this (1.3: faces down to ~40 px)
     lost_confidence: float = 0.3       # a face whose confidence (probability it is right) falls below this is lost
+    held_scan_every: int = 4           # while a face is held (its confidence fell), the detector looks every N frames
     follow_refined: bool = True        # crops follow the detection refinement's box (false: the landmarks' box)
     refine_drift: float = 0.06         # classify again when the landmarks moved this far from the crop (box sides)
     detect_passes: int = 2             # classifier passes on a fresh detection
@@ -250,7 +251,7 @@ _ALLOWED = {
         "redetect_every": _Range(0),
         "scan_upsample": _Range(0), "scan_scale": _Range(0.5, 3.0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
-        "backend": _one_of("auto", "torch", "opencv"),
+        "backend": _one_of("auto", "torch", "opencv"), "held_scan_every": _Range(1),
     },
     CascadeConfig: {"kind": _one_of("trees", "linear"), "descriptor_size": POSITIVE, "ridge": POSITIVE, "clusters": _Range(1), "stages": _Range(0), "trees": _Range(1),
                     "depth": _Range(1, 12), "shrinkage": _Range(0.0, 1.0, strict=True), "feature_pool": _Range(2),

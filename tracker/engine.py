@@ -272,7 +272,7 @@ class Engine:
             faces = self._drop_duplicates(faces)
             if uncertain or frame.cut or not self.tracks:
                 self._drop_pending()
-                faces += self._scan(frame, faces, uncertain)
+                faces += self._scan(frame, faces, uncertain, boxes=[] if self._held_only(frame, uncertain) else None)
             elif self._pending is not None and self._pending[1] == self.frames_seen:
                 faces += self._scan(frame, faces, boxes=self._scan_result())
             elif self._scan_due() and self._pending is None:
@@ -385,6 +385,15 @@ class Engine:
         self._pending = None
         self.times.add("detect_wait", time.perf_counter() - start)
         return boxes
+
+    def _held_only(self, frame: Frame, uncertain) -> bool:
+        """Whether this frame's scan may skip the detector: the only faces in doubt are being
+        held already and none is due for a look (every ``held_scan_every`` frames of holding);
+        a cut or a frame without tracks always looks."""
+        every = self.cfg.held_scan_every
+        if every <= 1 or frame.cut or not self.tracks or not uncertain:
+            return False
+        return all(track.low > 0 and (track.low % every) != 0 for track, _ in uncertain)
 
     def _scan(self, frame: Frame, tracked: list[FaceResult], uncertain=(), boxes=None) -> list[FaceResult]:
         """Run the detector (or take a newcomer scan's ``boxes``): faces not already tracked get
