@@ -141,12 +141,12 @@ def process_run(argv: list[str], csv_path, poll: float = 0.005, timeout: float =
         wall = time.perf_counter() - start
         err.seek(0)
         stderr = err.read().decode(errors="replace")[-300:]
-    child.returncode = os.waitstatus_to_exitcode(status)
+    returncode = os.waitstatus_to_exitcode(status)
     if first is None and _has_a_row(path):
         first = wall
     rows = max(0, sum(1 for _ in open(path)) - 1) if path.is_file() else 0
     peak = usage.ru_maxrss
-    return {"seconds": wall, "first_frame_s": first, "returncode": child.returncode, "rows": rows,
+    return {"seconds": wall, "first_frame_s": first, "returncode": returncode, "rows": rows,
             "peak_rss_mb": peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, "stderr": stderr}
 
 

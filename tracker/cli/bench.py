@@ -95,13 +95,16 @@ def built_multi_face_clip(image: str) -> str:
 def whole_processes(clip: str, args, runs: int) -> list[dict]:
     """``runs`` alternating pairs (ours first, then the dlib loop) of fresh processes."""
     from ..bench import dlib_command, process_run, scratch_csv, tracker_command
-    extra = tuple(a for pair in (("--model", args.model),) if pair[1] for a in pair)
-    extra += tuple(a for item in args.set or () for a in ("--set", item))
-    extra += () if args.config is None else ("--config", args.config)
-    extra += ("--device", args.device)
+    extra = ["--device", args.device]
+    if args.model:
+        extra += ["--model", args.model]
+    if args.config:
+        extra += ["--config", args.config]
+    for item in args.set or ():
+        extra += ["--set", item]
     pairs = []
     for _ in range(max(0, runs)):
-        ours = process_run(tracker_command(clip, scratch_csv("process-ours"), extra), scratch_csv("process-ours"))
+        ours = process_run(tracker_command(clip, scratch_csv("process-ours"), tuple(extra)), scratch_csv("process-ours"))
         dlib = process_run(dlib_command(clip, scratch_csv("process-dlib"), args.process_upsample),
                            scratch_csv("process-dlib"))
         for run in (ours, dlib):
