@@ -167,9 +167,11 @@ def group_sums(values, group, n_groups):
 
 
 @njit(cache=True, nogil=True)
-def stage_step(images, image_of, shapes, mean_centered, anchors, offsets, split_u, split_v, split_t, leaves, out):
+def stage_step(images, image_of, shapes, mean_centered, anchors, offsets, split_u, split_v, split_t, leaves,
+               leaf_scale, out):
     """One tree stage applied to each sample: its features, its forest's update (mean
     frame) turned and scaled onto the sample by the same similarity, added to the shape.
+    ``leaves`` may be quantised (int16): the update is their sum times ``leaf_scale``.
 
     Writes the moved shapes (N, P, 2) into ``out`` (which may be ``shapes`` itself)."""
     depth = _depth(leaves.shape[1])
@@ -181,8 +183,8 @@ def stage_step(images, image_of, shapes, mean_centered, anchors, offsets, split_
         delta[:] = 0.0
         _add_leaves(features, split_u, split_v, split_t, leaves, depth, delta)
         for p in range(shapes.shape[1]):
-            dx = delta[2 * p]
-            dy = delta[2 * p + 1]
+            dx = delta[2 * p] * leaf_scale
+            dy = delta[2 * p + 1] * leaf_scale
             out[i, p, 0] = shapes[i, p, 0] + a * dx - b * dy
             out[i, p, 1] = shapes[i, p, 1] + b * dx + a * dy
     return out

@@ -61,10 +61,12 @@ def forest_sum(features, split_u, split_v, split_t, leaves) -> np.ndarray:
     return out
 
 
-def stage_step(images, image_of, shapes, mean_centered, anchors, offsets, split_u, split_v, split_t, leaves):
-    """Features, forest sum, then the update turned onto each shape by its similarity."""
+def stage_step(images, image_of, shapes, mean_centered, anchors, offsets, split_u, split_v, split_t, leaves,
+               leaf_scale=1.0):
+    """Features, forest sum (times ``leaf_scale``), then the update turned onto each shape by its similarity."""
     features = shape_features(images, image_of, shapes, mean_centered, anchors, offsets)
-    delta = forest_sum(features, split_u, split_v, split_t, leaves).reshape(shapes.shape)
+    delta = leaf_scale * forest_sum(features, split_u, split_v, split_t, np.asarray(leaves, np.float64))
+    delta = delta.reshape(shapes.shape)
     out = np.array(shapes, dtype=np.float64)
     for i, shape in enumerate(shapes):
         a, b = similarity(mean_centered, shape)

@@ -9,7 +9,7 @@ import pytest
 from kernels.ert import forest_sum, group_sums, shape_features, split_sums, stage_step
 from tests import naive_ert
 from tracker.config import CascadeConfig
-from tracker.refine import (ShapeCascade, TreeStage, alignment_matrix, fit_stage, fit_tree, rotate,
+from tracker.refine import (ShapeCascade, TreeStage, alignment_matrix, quantised, fit_stage, fit_tree, rotate,
                             similarity_params, unrotate)
 
 
@@ -55,14 +55,24 @@ def test_stage_step_matches_reference():
     split_u, split_v = rng.integers(0, 30, (9, 7)), rng.integers(0, 30, (9, 7))
     split_t = rng.normal(0, 0.3, (9, 7)).astype(np.float32)
     leaves = rng.normal(0, 2, (9, 8, 24)).astype(np.float32)
-    out = stage_step(images, image_of, shapes, mean_c, anchors, offsets, split_u, split_v, split_t, leaves,
+    out = stage_step(images, image_of, shapes, mean_c, anchors, offsets, split_u, split_v, split_t, leaves, 1.0,
                      np.empty_like(shapes))
     ref = naive_ert.stage_step(images, image_of, shapes, mean_c, anchors, offsets, split_u, split_v, split_t, leaves)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
     assert np.abs(out - shapes).mean() > 0.5        # the stage moved the shapes
     again = shapes.copy()
-    stage_step(images, image_of, again, mean_c, anchors, offsets, split_u, split_v, split_t, leaves, again)
+    stage_step(images, image_of, again, mean_c, anchors, offsets, split_u, split_v, split_t, leaves, 1.0, again)
     np.testing.assert_array_equal(again, out)       # in place gives the same
+    # int16 leaves with their scale: the reference on the same quantised values, and
+    # within the rounding of the float leaves
+    q, scale = quantised(leaves)
+    assert q.dtype == np.int16 and np.abs(q.astype(np.float32) * scale - leaves).max() <= scale / 2 + 1e-6
+    out_q = stage_step(images, image_of, shapes, mean_c, anchors, offsets, split_u, split_v, split_t, q, scale,
+                       np.empty_like(shapes))
+    ref_q = naive_ert.stage_step(images, image_of, shapes, mean_c, anchors, offsets, split_u, split_v, split_t, q,
+                                 scale)
+    np.testing.assert_allclose(out_q, ref_q, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(out_q, out, atol=9 * scale * 4)      # 9 trees, half a step each, turned and scaled
 
 
 def test_similarity_params_match_least_squares_and_recover_a_known_transform():

@@ -23,6 +23,7 @@ from .io.table import LandmarkTable, read_landmarks
 from .landmarker import Landmarker
 from .model import LandmarkModel, load_model, pick_device, resolve_backend
 from .pipeline import track_frames
+from .process import map_large_allocations, single_threaded_blas
 from .temporal import RegressStage, TemporalStage, temporal_stage
 from .uncertainty import UncertaintyReader, landmark_heatmap
 
@@ -45,6 +46,7 @@ class Tracker:
                  **settings):
         self.config = track_config(config, **settings)
         cfg = self.config.tracking
+        map_large_allocations()
         if isinstance(model, LandmarkModel):
             self.backend = model.backend
             self.device = pick_device(device) if self.backend == "torch" else "cpu"
@@ -57,6 +59,7 @@ class Tracker:
         # OpenCV's pool: the network's threads on the OpenCV backend; beside torch, as many as
         # torch has (its work there, crops, the cut summary and resizes, is small).
         cv2.setNumThreads(self.threads)
+        single_threaded_blas()
         if isinstance(model, LandmarkModel):
             if self.backend == "torch":
                 model.network.to(self.device)

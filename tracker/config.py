@@ -81,7 +81,7 @@ class TrackingConfig:
 
     batch_size: int = 8                # frames per classifier call for files (crops of all faces)
     latency: bool = False              # true: one frame per call, nothing waits (always so for webcams)
-    queue_size: int = 32               # decoded frames buffered ahead of the classifier
+    queue_size: int = 8                # decoded frames buffered ahead of the classifier
     threads: int = 0                   # the network's CPU threads (0: auto, 1 for torch, every core for opencv)
     decode_threads: int = 1            # FFmpeg threads decoding video (0: one per core)
     detector: str = "auto"             # auto (dlib, then Haar) | dlib | haar

@@ -3,7 +3,9 @@
 The network's weights (a torchvision ResNet backbone, its embedding layer and the K-way
 head, as :class:`tracker.model.PoseClassifier` holds them) are written as an ONNX graph in
 memory (:mod:`tracker.onnx`), batch norms folded into the convolutions, and read by
-``cv2.dnn``. The input is the classifier's own: crops (N, S, S, 3) uint8 BGR, normalised
+``cv2.dnn``. The K-way head is a NumPy product on the embedding: inside ``cv2.dnn`` its
+weights would be held twice (as read and as repacked on the first forward), 25 MB more at
+the packaged K. The input is the classifier's own: crops (N, S, S, 3) uint8 BGR, normalised
 here as the torch model normalises them.
 """
 from __future__ import annotations
@@ -110,20 +112,21 @@ class CvClassifier:
 
     def __init__(self, state: dict, mean_bgr, std_bgr):
         import cv2
-        self.net = cv2.dnn.readNetFromONNX(np.frombuffer(resnet_onnx(state), np.uint8))
+        self.net = cv2.dnn.readNetFromONNX(np.frombuffer(resnet_onnx(state, head=None), np.uint8))
         self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         self.net.enableWinograd(False)
-        names = self.net.getUnconnectedOutLayersNames()
-        self._outputs = sorted(names, key=lambda n: not n.startswith("embedding"))   # embedding, scores
+        self._output = self.net.getUnconnectedOutLayersNames()[0]            # the embedding layer
+        self.head_t = np.ascontiguousarray(np.asarray(state["head.weight"], np.float32).T)   # (E, K)
+        self.head_bias = np.asarray(state["head.bias"], np.float32).copy()
         self.mean = np.asarray(mean_bgr, np.float32).reshape(1, 3, 1, 1) * 255
         self.std = np.asarray(std_bgr, np.float32).reshape(1, 3, 1, 1) * 255
 
     def _run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = (np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32) - self.mean) / self.std
         self.net.setInput(x, "input")
-        embedding, scores = self.net.forward(self._outputs)
-        return embedding, scores
+        embedding = self.net.forward(self._output).reshape(len(x), -1)
+        return embedding, embedding @ self.head_t + self.head_bias
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         return self._run(crops)[1]

@@ -43,6 +43,7 @@ SCAN_DELAY = 8             # frames from starting a newcomer scan on the worker 
 LARGE_FACE = 100           # px: a face box this large is found by dlib's HOG without upsampling
 QUIET_CHANGE = 6.0         # grey levels: a cell outside the tracked faces that moved less is unchanged
 QUIET_SKIPS = 3            # periodic scans skipped at most in a row while nothing changes outside the faces
+LEAVING = 0.25             # a face in doubt with this share of its box outside the frame is not looked for
 
 
 @dataclass(frozen=True)
@@ -387,13 +388,15 @@ class Engine:
         return boxes
 
     def _held_only(self, frame: Frame, uncertain) -> bool:
-        """Whether this frame's scan may skip the detector: the only faces in doubt are being
-        held already and none is due for a look (every ``held_scan_every`` frames of holding);
-        a cut or a frame without tracks always looks."""
+        """Whether this frame's scan may skip the detector: every face in doubt is leaving the
+        frame (a quarter of its box or more outside it, where a detector cannot find it), or
+        is being held already and not due for a look (every ``held_scan_every`` frames of
+        holding); a cut or a frame without tracks always looks."""
         every = self.cfg.held_scan_every
-        if every <= 1 or frame.cut or not self.tracks or not uncertain:
+        if frame.cut or not self.tracks or not uncertain:
             return False
-        return all(track.low > 0 and (track.low % every) != 0 for track, _ in uncertain)
+        return all(_share_outside(face.box, frame.image.shape) >= LEAVING
+                   or (every > 1 and track.low > 0 and track.low % every != 0) for track, face in uncertain)
 
     def _scan(self, frame: Frame, tracked: list[FaceResult], uncertain=(), boxes=None) -> list[FaceResult]:
         """Run the detector (or take a newcomer scan's ``boxes``): faces not already tracked get
@@ -516,3 +519,11 @@ class Engine:
                 return here[best].face_id
         self.next_id += 1
         return self.next_id - 1
+
+
+def _share_outside(box, shape) -> float:
+    """The share of ``box``'s area outside a frame of ``shape`` (H, W, ...)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    area = max(x1 - x0, 1e-6) * max(y1 - y0, 1e-6)
+    inside = max(0.0, min(x1, shape[1]) - max(x0, 0.0)) * max(0.0, min(y1, shape[0]) - max(y0, 0.0))
+    return 1.0 - inside / area

@@ -107,7 +107,7 @@ def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
-def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 32,
+def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 8,
                  latency: bool = False, temporal=None, cuts: str = "auto") -> Iterator[FrameResult]:
     """Every frame's result, in order. Live sources (and ``latency``) go one frame at a time.
 

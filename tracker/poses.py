@@ -10,14 +10,14 @@ faiss does the brute-force searches (k-means, membership ranges, nearest templat
 float32 vectors; pairs close to a threshold are re-checked in float64, so results match
 an exact float64 computation. The HMM's k-nearest-neighbour graph uses a k-d tree
 kernel instead (:func:`knn_graph`): exact too, and 15 s instead of about 215 s for
-faiss's flat search at K = 140,000 on 2 cores.
+faiss's flat search at K = 140,000 on 2 cores. faiss is imported where it searches
+(training, class building), not by the tracker.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple
 
-import faiss
 import numpy as np
 
 from kernels.knn import kdtree_build, knn_search
@@ -68,6 +68,7 @@ class _FlatSearch:
             raise ValueError("need at least one template")
         self.center = self.templates.mean(axis=0, dtype=np.float64)
         base = self._centred(self.templates)
+        import faiss
         self.index = faiss.IndexFlatL2(DIM)
         self.index.add(base)
         self.max_sqnorm = float(np.einsum("ij,ij->i", base, base).max())
@@ -129,6 +130,7 @@ def kmeans_templates(shapes: np.ndarray, k: int, seed: int = 0, iters: int = 25)
         raise ValueError(f"k must be between 1 and the number of shapes ({len(flat)}), got {k}")
     center = flat.mean(axis=0, dtype=np.float64)
     data = np.ascontiguousarray(np.subtract(flat, center, dtype=np.float32))
+    import faiss
     km = faiss.Kmeans(DIM, int(k), niter=int(iters), seed=int(seed), verbose=False,
                       min_points_per_centroid=1)
     km.train(data)
