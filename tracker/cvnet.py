@@ -19,11 +19,11 @@ BN_EPS = 1e-5
 
 def _fold(state: dict, conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
     """Weights and bias of convolution ``conv`` followed by batch norm ``bn`` (eval mode)."""
-    w = state[f"{conv}.weight"].astype(np.float64)
+    w = np.asarray(state[f"{conv}.weight"], np.float32)
     gamma, beta = state[f"{bn}.weight"].astype(np.float64), state[f"{bn}.bias"].astype(np.float64)
     mean, var = state[f"{bn}.running_mean"].astype(np.float64), state[f"{bn}.running_var"].astype(np.float64)
-    scale = gamma / np.sqrt(var + BN_EPS)
-    return (w * scale[:, None, None, None]).astype(np.float32), (beta - mean * scale).astype(np.float32)
+    scale = gamma / np.sqrt(var + BN_EPS)        # per channel in float64; the weights scaled in float32
+    return w * scale.astype(np.float32)[:, None, None, None], (beta - mean * scale).astype(np.float32)
 
 
 class _Graph:
@@ -120,10 +120,19 @@ class CvClassifier:
         self.head_t = np.ascontiguousarray(np.asarray(state["head.weight"], np.float32).T)   # (E, K)
         self.head_bias = np.asarray(state["head.bias"], np.float32).copy()
         self.mean = np.asarray(mean_bgr, np.float32).reshape(1, 3, 1, 1) * 255
-        self.std = np.asarray(std_bgr, np.float32).reshape(1, 3, 1, 1) * 255
+        self.inv_std = 1 / (np.asarray(std_bgr, np.float32).reshape(1, 3, 1, 1) * 255)
+        self._input = np.empty(0, np.float32)     # the normalised batch, reused while its shape stays
+
+    def _normalised(self, crops: np.ndarray) -> np.ndarray:
+        shape = (crops.shape[0], 3, crops.shape[1], crops.shape[2])
+        if self._input.shape != shape:
+            self._input = np.empty(shape, np.float32)
+        np.subtract(crops.transpose(0, 3, 1, 2), self.mean, out=self._input)
+        self._input *= self.inv_std
+        return self._input
 
     def _run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = (np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32) - self.mean) / self.std
+        x = self._normalised(crops)
         self.net.setInput(x, "input")
         embedding = self.net.forward(self._output).reshape(len(x), -1)
         return embedding, embedding @ self.head_t + self.head_bias
