@@ -14,7 +14,7 @@ import sys
 from .. import __version__
 from .common import EXIT_CODES, EXIT_OK, EXIT_USAGE, fail
 
-COMMANDS = ("track", "predict", "annotate", "evaluate", "accuracy", "train", "refine", "sweep", "calibrate", "bench")
+COMMANDS = ("track", "batch", "predict", "annotate", "evaluate", "accuracy", "train", "refine", "sweep", "calibrate", "bench")
 
 
 def usage() -> str:
