@@ -121,11 +121,18 @@ def test_the_ray_executor_runs_the_same_jobs(tmp_path, videos):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install facetrack[ray]); the Ray executor "
                                             "is tested where it is")
     from tracker.batch import RayPool
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}})
     try:
         out = tmp_path / "out"
-        jobs = plan_jobs([videos / "a.mkv", videos / "corrupt.mp4"], out)
-        summary = run_batch(jobs, out, RayPool(Settings(), workers=2, timeout=60, retries=1))
-        assert summary.ok == 1 and [s for _, s, _ in summary.failed] == ["error"]
+        jobs = plan_jobs([videos / n for n in ("a.mkv", "corrupt.mp4", "die.mkv", "hang.mkv")], out)
+        pool = RayPool(Settings(overrides={"tracking": {"upsample": 0}}), workers=2, timeout=8, retries=1,
+                       work=dying_or_hanging)
+        summary = run_batch(jobs, out, pool)
+        status = {Path(v).name: s for v, s, _ in summary.failed}
+        assert summary.ok == 1 and status == {"corrupt.mp4": "error", "die.mkv": "crashed", "hang.mkv": "timeout"}
+        attempts = [(line["status"], line["attempt"]) for line in manifest_lines(out) if "die" in line["video"]]
+        assert attempts == [("crashed", 1), ("crashed", 2)]
+        assert run_batch(jobs, out, pool).skipped == 1
     finally:
         ray.shutdown()

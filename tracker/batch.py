@@ -377,6 +377,108 @@ class LocalPool:
         slot.process, slot.conn, slot.ready, slot.job = None, None, False, None
 
 
+# ----------------------------------------------------------------------------- Ray
+
+class _RayWorker:
+    """A Ray actor: the model loaded once in ``__init__``, one job per ``run`` call."""
+
+    def __init__(self, settings: Settings, work: Callable, cache_dir: str | None):
+        if cache_dir:
+            seed_numba_cache(Path(cache_dir))
+        self.settings, self.work = settings, work
+        load_worker(settings)
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, job: Job) -> dict:
+        return self.work(job, self.settings)
+
+
+class RayPool:
+    """The same jobs on a Ray cluster (``address`` None: a local one, or the one already
+    initialised). Each worker is an actor that loads the model once, with ``threads`` CPUs
+    (``settings.threads``) and ``gpus`` GPUs (fractions share one). Ray's own retries are off
+    (``max_restarts=0``, ``max_task_retries=0``): a video that kills its actor is retried
+    here, ``retries`` times, on a fresh actor, and a poison video fails alone; a job past
+    ``timeout`` seconds is killed with its actor."""
+
+    def __init__(self, settings: Settings, address: str | None = None, workers: int | None = None,
+                 timeout: float | None = None, retries: int = 1, gpus: float = 0.0, work: Callable = run_job):
+        try:
+            import ray
+        except ImportError:
+            raise UsageError("the Ray executor needs Ray: pip install facetrack[ray]") from None
+        self.ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.settings, self.timeout, self.retries, self.gpus, self.work = settings, timeout, retries, gpus, work
+        self.workers = workers or max(1, cpus // max(1, settings.threads))
+        self._count = 0
+
+    def _actor(self):
+        ray = self.ray
+        self._count += 1
+        env = worker_environment(self.settings.threads, None)
+        cache = str(default_cache_root() / f"ray-worker-{self._count}")
+        env["NUMBA_CACHE_DIR"] = cache
+        actor = ray.remote(_RayWorker).options(
+            num_cpus=self.settings.threads, num_gpus=self.gpus, max_restarts=0, max_task_retries=0,
+            runtime_env={"env_vars": env}).remote(self.settings, self.work, cache)
+        try:
+            ray.get(actor.ready.remote())
+        except ray.exceptions.RayError as exc:
+            raise FacetrackError(f"a Ray worker could not start: {_ray_message(exc)}") from None
+        return actor
+
+    def run(self, jobs: list[Job], report: Callable[[Job, dict], None]) -> None:
+        ray = self.ray
+        pending = deque((job, 1) for job in jobs)
+        idle = []
+        running: dict = {}                       # ref -> (actor, job, attempt, started)
+        try:
+            while pending or running:
+                while pending and len(running) < self.workers:
+                    actor = idle.pop() if idle else self._actor()
+                    job, attempt = pending.popleft()
+                    running[actor.run.remote(job)] = (actor, job, attempt, time.monotonic())
+                wait = None
+                if self.timeout is not None:
+                    wait = max(0.05, min(s + self.timeout - time.monotonic() for *_, s in running.values()))
+                done, _ = ray.wait(list(running), num_returns=1, timeout=wait)
+                for ref in done:
+                    actor, job, attempt, started = running.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.ActorDiedError as exc:
+                        if attempt <= self.retries:
+                            pending.appendleft((job, attempt + 1))
+                        report(job, {"status": "crashed", "attempt": attempt, "final": attempt > self.retries,
+                                     "error": f"the worker died ({_ray_message(exc)})"})
+                        continue
+                    except ray.exceptions.RayTaskError as exc:
+                        result = {"status": "error", "frames": 0, "seconds": time.monotonic() - started,
+                                  "error": _ray_message(exc)}
+                    report(job, {**result, "attempt": attempt})
+                    idle.append(actor)
+                if self.timeout is not None:
+                    for ref, (actor, job, attempt, started) in list(running.items()):
+                        if time.monotonic() - started > self.timeout:
+                            running.pop(ref)
+                            ray.kill(actor, no_restart=True)
+                            report(job, {"status": "timeout", "attempt": attempt, "seconds": self.timeout,
+                                         "error": f"{job.video}: no result after {self.timeout:g} s (killed)"})
+        finally:
+            for actor in idle + [a for a, *_ in running.values()]:
+                ray.kill(actor, no_restart=True)
+
+
+def _ray_message(exc) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 # ----------------------------------------------------------------------------- the batch
 
 @dataclass
