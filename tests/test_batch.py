@@ -21,6 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 def dying_or_hanging(job, settings):
     """The job function of the tests' workers: a video named *die* kills its worker, *hang* never ends."""
     name = Path(job.video).name
+    for part in job.parts().values():            # as if it had started writing
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_text("half")
     if "die" in name:
         os._exit(7)
     if "hang" in name:

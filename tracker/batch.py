@@ -44,6 +44,15 @@ class Job:
     def outputs(self) -> list[Path]:
         return [Path(p) for p in (self.csv, self.overlay) if p]
 
+    def parts(self) -> dict[Path, Path]:
+        """Each output and the temporary name it is written under (``NAME.part.csv``)."""
+        return {path: path.with_name(f"{path.stem}.part{path.suffix}") for path in self.outputs()}
+
+    def discard_parts(self) -> None:
+        """Remove what an attempt that did not finish left under the temporary names."""
+        for part in self.parts().values():
+            part.unlink(missing_ok=True)
+
     def done(self) -> bool:
         """Whether every output exists (outputs appear only when complete)."""
         return all(p.is_file() for p in self.outputs())
@@ -150,7 +159,7 @@ def run_job(job: Job, settings: Settings) -> dict:
         load_worker(settings)
     start = time.perf_counter()
     csv, overlay = Path(job.csv), Path(job.overlay) if job.overlay else None
-    parts = {path: path.with_name(f"{path.stem}.part{path.suffix}") for path in job.outputs()}
+    parts = job.parts()
     frames = 0
     try:
         for path in parts:
@@ -170,8 +179,7 @@ def run_job(job: Job, settings: Settings) -> dict:
         for path, part in parts.items():
             os.replace(part, path)
     except (FacetrackError, OSError) as exc:
-        for part in parts.values():
-            part.unlink(missing_ok=True)
+        job.discard_parts()
         message = str(exc) if isinstance(exc, FacetrackError) else f"{job.video}: {exc.strerror or exc}"
         return {"status": "error", "frames": frames, "seconds": time.perf_counter() - start, "error": message}
     out = {"status": "ok", "frames": frames, "seconds": time.perf_counter() - start}
@@ -301,6 +309,10 @@ class LocalPool:
                              timeout=self._wait_for(live))
                 for slot in live:
                     self._check(slot, ready, pending, report)
+        except BaseException:                   # interrupted: the workers go now, not after their video
+            for slot in slots:
+                self._stop(slot, kill=True)
+            raise
         finally:
             for slot in slots:
                 self._stop(slot)
@@ -331,6 +343,7 @@ class LocalPool:
         elif slot.job is not None and self.timeout is not None and time.monotonic() - slot.started > self.timeout:
             job, attempt = slot.job, slot.attempt
             self._stop(slot, kill=True)
+            job.discard_parts()
             report(job, {"status": "timeout", "attempt": attempt, "seconds": self.timeout,
                          "error": f"{job.video}: no result after {self.timeout:g} s (killed)"})
 
@@ -338,6 +351,8 @@ class LocalPool:
         job, attempt = slot.job, slot.attempt
         code = slot.process.exitcode
         self._stop(slot, kill=True)
+        if job is not None:
+            job.discard_parts()
         if job is None:
             if not slot.ready:
                 raise FacetrackError(f"a worker died while loading the model (exit code {code})")
@@ -452,6 +467,7 @@ class RayPool:
                     try:
                         result = ray.get(ref)
                     except ray.exceptions.ActorDiedError as exc:
+                        job.discard_parts()
                         if attempt <= self.retries:
                             pending.appendleft((job, attempt + 1))
                         report(job, {"status": "crashed", "attempt": attempt, "final": attempt > self.retries,
@@ -467,6 +483,7 @@ class RayPool:
                         if time.monotonic() - started > self.timeout:
                             running.pop(ref)
                             ray.kill(actor, no_restart=True)
+                            job.discard_parts()
                             report(job, {"status": "timeout", "attempt": attempt, "seconds": self.timeout,
                                          "error": f"{job.video}: no result after {self.timeout:g} s (killed)"})
         finally:
