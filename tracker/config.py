@@ -51,7 +51,8 @@ class ModelConfig:
 class TrainConfig:
     loss: str = "multilabel"           # softmax | soft_target | multilabel
     steps: int = 2000
-    batch_size: int = 64
+    batch_size: int = 64               # the global batch of a step (split over accumulate x processes)
+    accumulate: int = 1                # micro-batches per step in each process (gradients summed)
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
@@ -241,7 +242,8 @@ _ALLOWED = {
                     "occlude_p": UNIT_INTERVAL, "occlude_max_frac": UNIT_INTERVAL, "grayscale_p": UNIT_INTERVAL,
                     "noise_std": _Range(0.0)},
     TrainConfig: {"loss": _one_of("softmax", "soft_target", "multilabel"), "steps": _Range(1),
-                  "batch_size": _Range(2), "lr": POSITIVE, "weight_decay": _Range(0.0), "warmup_steps": _Range(0),
+                  "batch_size": _Range(2), "accumulate": _Range(1), "lr": POSITIVE, "weight_decay": _Range(0.0),
+                  "warmup_steps": _Range(0),
                   "val_every": _Range(1), "checkpoint_every": _Range(1), "device": _one_of("auto", "cpu", "cuda"),
                   "threads": _Range(1), "decode_threads": _Range(0), "top_k": _Range(1)},
     TrackingConfig: {

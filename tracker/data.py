@@ -123,14 +123,16 @@ class AugmentedFaces:
         self.augment = augment
         self.rng = np.random.default_rng(seed)
 
-    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """(size, S, S, 3) uint8 crops and (size, 68, 2) canonical landmarks."""
-        idx = self.rng.integers(0, len(self.faces), size)
+    def batch(self, size: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(size, S, S, 3) uint8 crops and (size, 68, 2) canonical landmarks, drawn with
+        ``rng`` (default: the sampler's own stream)."""
+        rng = self.rng if rng is None else rng
+        idx = rng.integers(0, len(self.faces), size)
         crops, shapes = [], []
         for i in idx:
             f = self.faces[i]
             crop, pts = augment_sample(f.image, f.landmarks, landmark_box(f.landmarks),
-                                       self.crop_size, self.margin, self.rng, self.augment)
+                                       self.crop_size, self.margin, rng, self.augment)
             crops.append(crop)
             shapes.append(crop_to_canonical(pts, self.crop_size, self.margin))
         return np.stack(crops), np.stack(shapes).astype(np.float32)

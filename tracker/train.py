@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .config import Config, config_to_dict
+from .config import Config, ConfigError, config_to_dict
 from .data import AugmentedFaces, jittered_crops, load_faces, split_by_photo, template_bank
 from .detect import DETECTOR_NAMES, DetectorUnavailable, default_detector, fit_calibration
 from .losses import loss_from_name
@@ -98,6 +99,20 @@ class NullReporter:
     def close(self) -> None: ...
 
 
+def _shard_rng(seed: int, step: int, shard: int) -> np.random.Generator:
+    """The random stream of one micro-batch of one step: the same wherever it is computed,
+    so N processes (or N micro-batches in one) see the same global batch."""
+    return np.random.default_rng([seed, step, shard])
+
+
+def _mean_over_processes(value: float, world: int, device) -> float:
+    if world == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / world
+
+
 def _distributed() -> tuple[int, int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
@@ -161,6 +176,10 @@ def train(cfg: Config, out_dir, resume: bool = False, reporter=None, calibrate: 
     """Train per ``cfg``; writes checkpoints, ``log.jsonl`` and ``model.pt`` under ``out_dir``."""
     reporter = reporter or NullReporter()
     rank, world, local_rank = _distributed()
+    shards = world * cfg.train.accumulate
+    if cfg.train.batch_size % shards:
+        raise ConfigError(f"train.batch_size {cfg.train.batch_size} does not split into {world} process(es) x "
+                          f"{cfg.train.accumulate} micro-batch(es)")
     torch.manual_seed(cfg.train.seed + rank)
     torch.set_num_threads(cfg.train.threads)
     device = pick_device(cfg.train.device)
@@ -211,31 +230,40 @@ def train(cfg: Config, out_dir, resume: bool = False, reporter=None, calibrate: 
         for step in range(start, cfg.train.steps):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg.train)
-            crops, shapes = sampler.batch(cfg.train.batch_size)
-            member = membership_sets(shapes, templates, tau)
-            model.train()
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                scores = model(torch.from_numpy(crops).to(device))
-            scores = scores.float()
-            if cfg.train.loss == "softmax":
-                target = torch.from_numpy(nearest_template(shapes, templates)[0]).to(device)
-                loss = loss_fn(scores, target)
-            else:
-                loss = loss_fn(scores, torch.from_numpy(member.indptr).to(device),
-                               torch.from_numpy(member.indices.astype(np.int64)).to(device))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss_sum = 0.0
+            for micro in range(cfg.train.accumulate):
+                shard = rank * cfg.train.accumulate + micro
+                crops, shapes = sampler.batch(cfg.train.batch_size // shards, _shard_rng(cfg.train.seed, step, shard)
+                                              if shards > 1 else None)
+                member = membership_sets(shapes, templates, tau)
+                model.train()
+                # DDP averages the gradients over processes once, on the last micro-batch
+                defer = world > 1 and micro + 1 < cfg.train.accumulate
+                with model.no_sync() if defer else nullcontext():
+                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                        scores = model(torch.from_numpy(crops).to(device))
+                    scores = scores.float()
+                    if cfg.train.loss == "softmax":
+                        target = torch.from_numpy(nearest_template(shapes, templates)[0]).to(device)
+                        loss = loss_fn(scores, target)
+                    else:
+                        loss = loss_fn(scores, torch.from_numpy(member.indptr).to(device),
+                                       torch.from_numpy(member.indices.astype(np.int64)).to(device))
+                    (loss / cfg.train.accumulate).backward()
+                loss_sum += loss.item()
+                best = scores.argmax(1).cpu().numpy()
+                train_wrong += sum(int(best[i] not in member.row(i)) for i in range(len(best)))
+                train_seen += len(best)
             optimizer.step()
-            best = scores.argmax(1).cpu().numpy()
-            train_wrong += sum(int(best[i] not in member.row(i)) for i in range(len(best)))
-            train_seen += len(best)
-            speed = cfg.train.batch_size * world / max(1e-9, time.perf_counter() - tic)
+            loss = _mean_over_processes(loss_sum / cfg.train.accumulate, world, device)
+            speed = cfg.train.batch_size / max(1e-9, time.perf_counter() - tic)
             tic = time.perf_counter()
-            reporter.step(step + 1, loss.item(), speed)
+            reporter.step(step + 1, loss, speed)
             last = step + 1 == cfg.train.steps
             if rank == 0 and ((step + 1) % cfg.train.val_every == 0 or last):
                 metrics = validate(net, val_crops, val_shapes, templates, tau, cfg.train.top_k, device)
-                metrics.update(step=step + 1, loss=loss.item(), train_error=train_wrong / max(1, train_seen))
+                metrics.update(step=step + 1, loss=loss, train_error=train_wrong / max(1, train_seen))
                 train_wrong = train_seen = 0
                 log.write(json.dumps(metrics) + "\n")
                 log.flush()
