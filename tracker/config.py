@@ -28,7 +28,8 @@ class DataConfig:
 @dataclass(frozen=True)
 class ClassesConfig:
     kind: str = "exemplar"             # "exemplar" (one class per template) or "kmeans"
-    k: int = 0                         # number of k-means classes (kind = kmeans)
+    k: int = 0                         # number of k-means classes (kind = kmeans); exemplar: keep k of
+                                       # them, a seeded random subset (0: all)
     flips: bool = True                 # mirrored faces become classes too
     perturbed_copies: int = 5          # jittered copies of each face (detector error, roll)
     perturb_rotate_deg: float = 10.0

@@ -40,7 +40,7 @@ def build_pose_setup(cfg: Config, train_faces, val_shapes: np.ndarray) -> PoseSe
     if cfg.classes.kind == "kmeans":
         templates = kmeans_templates(bank, cfg.classes.k, seed=cfg.classes.seed)
     elif cfg.classes.kind == "exemplar":
-        templates = bank
+        templates = exemplar_subset(bank, cfg.classes.k, cfg.classes.seed)
     else:
         raise ValueError(f"classes.kind must be 'exemplar' or 'kmeans', got {cfg.classes.kind!r}")
     table = []
@@ -49,6 +49,17 @@ def build_pose_setup(cfg: Config, train_faces, val_shapes: np.ndarray) -> PoseSe
         tau, table = choose_tau(templates, val_shapes, cfg.classes.tau_candidates)
     widths = class_widths(templates, bank, membership_sets(bank, templates, tau))
     return PoseSetup(templates=templates, tau=float(tau), widths=widths, tau_table=table)
+
+
+def exemplar_subset(bank: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """``k`` exemplars of the bank (a seeded random subset, in bank order); all for k = 0."""
+    if k <= 0 or k == len(bank):
+        return bank
+    if k > len(bank):
+        raise ConfigError(f"classes.k = {k:,} exceeds the {len(bank):,} exemplars the training faces give "
+                          f"(raise classes.perturbed_copies)")
+    keep = np.sort(np.random.default_rng(seed).choice(len(bank), k, replace=False))
+    return np.ascontiguousarray(bank[keep])
 
 
 def landmark_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

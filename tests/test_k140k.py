@@ -1,0 +1,38 @@
+"""The K = 140,000 training config (configs/k140k.yaml): its classes, and the same config
+trained on the CPU with K = 2,000 for two steps."""
+from __future__ import annotations
+
+import numpy as np
+
+from tracker.config import load_config
+from tracker.data import load_faces, split_by_photo, template_bank
+from tracker.train import exemplar_subset, train
+
+CONFIG = "configs/k140k.yaml"
+
+
+def config(shared_data, **sections):
+    overrides = {"data": {"root": str(shared_data / "300w-subset")}}
+    for section, values in sections.items():
+        overrides.setdefault(section, {}).update(values)
+    return load_config(CONFIG, overrides)
+
+
+def test_the_config_builds_140000_exemplar_classes(shared_data):
+    cfg = config(shared_data)
+    faces = load_faces(cfg.data.root, cfg.data.train_sets)
+    train_faces, _ = split_by_photo(faces, cfg.data.val_fraction, cfg.data.split_seed)
+    bank = template_bank(train_faces, cfg.classes)
+    assert len(bank) == len(train_faces) * 2 * (1 + cfg.classes.perturbed_copies) >= 140_000
+    classes = exemplar_subset(bank, cfg.classes.k, cfg.classes.seed)
+    assert classes.shape == (140_000, 68, 2)
+    assert len(np.unique(classes.reshape(len(classes), -1), axis=0)) == 140_000     # no exemplar twice
+
+
+def test_a_tiny_version_of_the_same_config_trains_on_the_cpu(shared_data, tmp_path):
+    cfg = config(shared_data, classes={"k": 2000, "perturbed_copies": 0},
+                 train={"steps": 2, "batch_size": 8, "val_every": 2, "checkpoint_every": 2, "device": "cpu",
+                        "threads": 1})
+    model = train(cfg, tmp_path, calibrate=False)
+    assert model.num_classes == 2000 and model.templates.shape == (2000, 68, 2)
+    assert (tmp_path / "model.pt").is_file() and np.isfinite(model.meta["final_validation"]["loss"])
