@@ -40,7 +40,7 @@ def test_each_command_has_help_and_version(command, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["trak", "x.mp4"], "facetrack: error: unknown command 'trak' (did you mean 'track'?)"),
-    (["frobnicate"], "facetrack: error: unknown command 'frobnicate'; commands: track, predict,"),
+    (["frobnicate"], "facetrack: error: unknown command 'frobnicate'; commands: track, batch, predict,"),
 ])
 def test_unknown_command_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
