@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# caches the code keeps in the user's home (class poses of unpackaged models, Numba caches of
+# batch workers) go to a folder of this run instead, for the subprocesses too
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="facetrack-test-cache-")
 SHARED_DATA = Path(os.environ.get("FACETRACK_SHARED", REPO.parent / "shared")) / "data"
 
 
