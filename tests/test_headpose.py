@@ -127,3 +127,20 @@ def test_class_poses_of_the_packaged_model(model_poses):
     assert np.abs(flipped - poses[pick] * [-1, 1, -1]).max() < 0.1
     # and the set of classes is itself about symmetric in yaw
     assert abs(np.percentile(yaw, 95) + np.percentile(yaw, 5)) < 3
+
+
+def test_class_poses_of_other_models_are_fitted_in_chunks_and_kept_in_the_user_cache(monkeypatch, tmp_path, face):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rng = np.random.default_rng(5)
+    templates = (face - face.mean(0)) / np.ptp(face, axis=0).max()
+    templates = (templates[None] + rng.normal(0, 0.01, (50, 68, 2))).astype(np.float32)
+    whole = hp.pose_of_shapes(templates).astype(np.float32)
+    monkeypatch.setattr(hp, "POSE_CHUNK", 16)                   # 4 chunks
+    monkeypatch.setattr(hp, "_CLASS_POSES", {})
+    poses = hp.class_poses(templates)
+    np.testing.assert_allclose(poses, whole, atol=1e-4)
+    cached = list((tmp_path / "facetrack" / "class_poses").glob("*.npy"))
+    assert len(cached) == 1 and not list(cached[0].parent.glob("*.part*"))
+    monkeypatch.setattr(hp, "_CLASS_POSES", {})
+    monkeypatch.setattr(hp, "pose_of_shapes", lambda *a, **k: pytest.fail("fitted again instead of read"))
+    np.testing.assert_array_equal(hp.class_poses(templates), poses)
