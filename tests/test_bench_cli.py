@@ -56,3 +56,9 @@ def test_the_multi_face_clip_pans_over_several_faces(shared_data, tmp_path):
     assert len(frames) == 12 and frames[0].shape == (360, 640, 3)
     tracker = Tracker(device="cpu", upsample=0)
     assert len(tracker.predict(frames[0])) >= 2
+
+
+def test_decoding_alone_reads_every_frame_of_the_sample():
+    from tracker.bench import SAMPLE_CLIP, decode_only
+    whole, part = decode_only(SAMPLE_CLIP), decode_only(SAMPLE_CLIP, max_frames=10)
+    assert whole["frames"] == 472 and part["frames"] == 10 and whole["fps"] > 0

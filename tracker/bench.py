@@ -69,6 +69,19 @@ def run_tracker(clip, tracker, csv_path, max_frames: int | None = None) -> dict:
                if times.counts.get("regress") else {})}
 
 
+def decode_only(clip, decode_threads: int = 1, max_frames: int | None = None) -> dict:
+    """Decoding alone (PyAV to BGR arrays, on this thread): the ceiling of any tracker reading the clip."""
+    from .io.sources import VideoSource
+    frames = 0
+    start = time.perf_counter()
+    for _ in VideoSource(clip, decode_threads):
+        frames += 1
+        if max_frames and frames >= max_frames:
+            break
+    wall = time.perf_counter() - start
+    return {"frames": frames, "seconds": wall, "fps": frames / max(wall, 1e-9), "decode_threads": decode_threads}
+
+
 def dlib_landmarker(upsample: int = 1):
     """dlib's HOG detector + 68-point shape predictor as a function: BGR image -> the
     (face_id, confidence 1.0, 68 points) rows a LandmarkCsvWriter takes."""

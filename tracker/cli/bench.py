@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None, prog: str = "facetrack bench") -> int:
 def _bench(argv: list[str], prog: str) -> int:
     import dataclasses
     from ..api import Tracker
-    from ..bench import SAMPLE_CLIP, decoder_benchmarks, peak_rss_mb, run_dlib_baseline, run_tracker, scratch_csv
+    from ..bench import (SAMPLE_CLIP, decode_only, decoder_benchmarks, peak_rss_mb, run_dlib_baseline, run_tracker,
+                         scratch_csv)
     from ..config import load_track_config
     args = parser(prog).parse_args(argv)
     batch_sizes = int_list(args.batch_sizes, "--batch-sizes", low=1)
@@ -73,6 +74,7 @@ def _bench(argv: list[str], prog: str) -> int:
     if tracker.backend == "torch" and tracker.device.type == "cuda":
         import torch
         report["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    report["decode_only"] = decode_only(clip, config.tracking.decode_threads, args.frames)
     report["baseline"] = [] if args.no_baseline else [
         run_dlib_baseline(clip, scratch_csv(f"dlib{u}"), u, args.frames) for u in upsamples]
     report["hmm"] = decoder_benchmarks(tracker.model, config.temporal, hmm_states)
@@ -136,6 +138,10 @@ def format_report(r: dict) -> str:
     for run in r.get("ours_runs", []):
         lines.append(f"{'facetrack, batch ' + str(run['batch_size']):<44} {run['frames']:>7d} {run['fps']:>8.1f} "
                      f"{run['fps'] / ours['fps']:>7.2f}")
+    if "decode_only" in r:
+        dec = r["decode_only"]
+        lines.append(f"{'decoding alone (the ceiling)':<44} {dec['frames']:>7d} {dec['fps']:>8.1f} "
+                     f"{dec['fps'] / ours['fps']:>7.2f}")
     for base in r["baseline"]:
         name = f"dlib HOG (upsample {base['upsample']}) + 68-pt predictor"
         lines.append(f"{name:<44} {base['frames']:>7d} {base['fps']:>8.1f} {base['fps'] / ours['fps']:>7.2f}")
