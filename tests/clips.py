@@ -161,3 +161,20 @@ def composite_frame(faces, width: int, height: int, sides, seed: int):
         points[index] = paste_face(frame, face.image, face.landmarks, side, centre)
         placed.append((centre, side))
     return frame, points
+
+
+def tiny_face_folder(root, face: np.ndarray, count: int = 12) -> Path:
+    """``root/faces``: ``count`` noisy 128 px images, each with the 68-point ``face`` drawn as
+    dots at a random place and scale, and its .pts file (a tiny training set; 2 per photo)."""
+    from tracker.io.annotations import write_pts
+    rng = np.random.default_rng(0)
+    root = Path(root)
+    (root / "faces").mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        img = rng.integers(0, 40, (128, 128, 3)).astype(np.uint8)
+        pts = (face - face.mean(0)) * rng.uniform(0.25, 0.35) + rng.uniform(50, 78, 2)
+        for x, y in pts:
+            cv2.circle(img, (int(round(x)), int(round(y))), 1, (255, 255, 255), -1)
+        cv2.imwrite(str(root / "faces" / f"{i // 2}_{i % 2}.jpg"), img)
+        write_pts(root / "faces" / f"{i // 2}_{i % 2}.pts", pts)
+    return root

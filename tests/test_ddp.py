@@ -9,28 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import yaml
 
-from tracker.io.annotations import write_pts
+from tests.clips import tiny_face_folder
 
 REPO = Path(__file__).resolve().parents[1]
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")   # per-process batch-norm statistics
 
 
 def tiny_config(tmp_path, face) -> Path:
-    rng = np.random.default_rng(0)
-    root = tmp_path / "data"
-    (root / "faces").mkdir(parents=True)
-    for i in range(12):
-        img = rng.integers(0, 40, (128, 128, 3)).astype(np.uint8)
-        pts = (face - face.mean(0)) * rng.uniform(0.25, 0.35) + rng.uniform(50, 78, 2)
-        for x, y in pts:
-            cv2.circle(img, (int(round(x)), int(round(y))), 1, (255, 255, 255), -1)
-        cv2.imwrite(str(root / "faces" / f"{i // 2}_{i % 2}.jpg"), img)
-        write_pts(root / "faces" / f"{i // 2}_{i % 2}.pts", pts)
+    root = tiny_face_folder(tmp_path / "data", face)
     config = {"name": "tiny-ddp", "data": {"root": str(root), "train_sets": ["faces"], "val_fraction": 0.3},
               "classes": {"kind": "kmeans", "k": 4, "perturbed_copies": 1, "tau": None, "tau_candidates": [0.05, 0.1]},
               "model": {"backbone": "resnet18", "crop_size": 32, "embedding": 8},

@@ -1,13 +1,12 @@
 """The single-process training path end to end on a tiny generated data set."""
 import json
 
-import cv2
 import numpy as np
 import pytest
 
+from tests.clips import tiny_face_folder
 from tracker.config import config_from_dict
 from tracker.data import crop_to_canonical, canonical_to_crop, split_by_photo, template_bank, Face
-from tracker.io.annotations import write_pts
 from tracker.model import load_model
 from tracker.train import lr_at, train
 
@@ -15,17 +14,7 @@ from tracker.train import lr_at, train
 @pytest.fixture
 def tiny_data(tmp_path, face):
     """12 noisy images, each with the sample face shape drawn as dots at a random place."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "data"
-    (root / "faces").mkdir(parents=True)
-    for i in range(12):
-        img = rng.integers(0, 40, (128, 128, 3)).astype(np.uint8)
-        pts = (face - face.mean(0)) * rng.uniform(0.25, 0.35) + rng.uniform(50, 78, 2)
-        for x, y in pts:
-            cv2.circle(img, (int(round(x)), int(round(y))), 1, (255, 255, 255), -1)
-        cv2.imwrite(str(root / "faces" / f"{i // 2}_{i % 2}.jpg"), img)
-        write_pts(root / "faces" / f"{i // 2}_{i % 2}.pts", pts)
-    return root
+    return tiny_face_folder(tmp_path / "data", face)
 
 
 def _config(root, steps):
