@@ -348,18 +348,17 @@ class LocalPool:
                          "error": f"{job.video}: no result after {self.timeout:g} s (killed)"})
 
     def _crashed(self, slot: _Slot, pending, report) -> None:
-        job, attempt = slot.job, slot.attempt
-        code = slot.process.exitcode
+        job, attempt, ready, code = slot.job, slot.attempt, slot.ready, slot.process.exitcode
+        seconds = time.monotonic() - slot.started
         self._stop(slot, kill=True)
-        if job is not None:
-            job.discard_parts()
         if job is None:
-            if not slot.ready:
+            if not ready:
                 raise FacetrackError(f"a worker died while loading the model (exit code {code})")
-            return
+            return                               # an idle worker: a new one starts when there is work
+        job.discard_parts()
         if attempt <= self.retries:
             pending.appendleft((job, attempt + 1))
-        report(job, {"status": "crashed", "attempt": attempt, "seconds": 0.0, "final": attempt > self.retries,
+        report(job, {"status": "crashed", "attempt": attempt, "seconds": seconds, "final": attempt > self.retries,
                      "error": f"the worker died (exit code {code})"})
 
     def _start(self, ctx, slot: _Slot) -> None:
