@@ -110,8 +110,11 @@ def test_the_command_end_to_end_and_its_bad_inputs(tmp_path, videos):
     assert (out / "a.csv").is_file() and (out / "a.mp4").stat().st_size > 0 and "Traceback" not in done.stderr
     ok = run_cli(videos / "a.mkv", "--out", out, "--no-progress")
     assert ok.returncode == 0 and "1 done before" in ok.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no video here")
     for args, words, code in [((tmp_path / "missing.mp4", "--out", out), "no such file or folder", 2),
-                              ((tmp_path, "--out", tmp_path / "o2"), "no videos found", 2),
+                              ((empty, "--out", tmp_path / "o2"), "no videos found", 2),
                               ((videos / "a.mkv", "--out", videos / "a.mkv"), "not a folder", 2),
                               ((videos / "a.mkv", "--out", out, "--timeout", "0"), "--timeout", 2),
                               ((videos / "a.mkv", "--out", out, "--set", "tracking.batch_size=0"), "batch_size", 3)]:
