@@ -161,6 +161,26 @@ def test_dlib_finds_one_and_four_faces():
     assert match_detections(haar, single[0], min_iou=0.3) >= 0
 
 
+@needs_dlib
+def test_the_cached_frontal_face_detector_is_dlib_s_own(monkeypatch, tmp_path):
+    import dlib
+    from tracker import detect
+    from tracker.io.sources import VideoSource
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = detect.frontal_face_detector(dlib)                  # built, and saved
+    assert list((tmp_path / "facetrack").glob("dlib-*-frontal-face.svm"))
+    monkeypatch.setattr(dlib, "get_frontal_face_detector", lambda: pytest.fail("built again instead of read"))
+    cached = detect.frontal_face_detector(dlib)
+    sample = Path(__file__).resolve().parents[1] / "tracker" / "assets" / "sample" / "vid.mp4"
+    images = [_image("multi_face.jpg")] + [f.image for _, f in zip(range(3), VideoSource(sample))]
+    for image in images:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        for upsample in (0, 1):
+            a, b = built.run(rgb, upsample, -0.5), cached.run(rgb, upsample, -0.5)
+            assert [str(r) for r in a[0]] == [str(r) for r in b[0]] and list(a[1]) == list(b[1])
+            assert list(a[2]) == list(b[2])
+
+
 def _cnn_available() -> bool:
     try:
         DlibCnnDetector()

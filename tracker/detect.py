@@ -81,7 +81,7 @@ class DlibHogDetector(Detector):
     def __init__(self, upsample: int = 1, threshold: float = 0.0):
         self.upsample = int(upsample)
         self.threshold = float(threshold)
-        self._detector = _import_dlib().get_frontal_face_detector()
+        self._detector = frontal_face_detector(_import_dlib())
 
     def detect(self, image: np.ndarray, upsample: int | None = None) -> np.ndarray:
         rects, scores, _ = self._detector.run(_as_rgb_or_gray(image),
@@ -91,6 +91,29 @@ class DlibHogDetector(Detector):
         boxes = [(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects]
         return _sorted_rows(np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
                             np.asarray(scores, dtype=np.float32))
+
+
+def frontal_face_detector(dlib):
+    """dlib's frontal face detector. Building it (``get_frontal_face_detector``, which decodes
+    the model dlib carries inside it) takes 0.25 s; read back from the copy this saves in the
+    user's cache (``~/.cache/facetrack/``, keyed by dlib's version) it takes 1 ms."""
+    import os
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(base) / "facetrack" / f"dlib-{getattr(dlib, '__version__', 'unknown')}-frontal-face.svm"
+    if path.is_file():
+        try:
+            return dlib.fhog_object_detector(str(path))
+        except RuntimeError:
+            pass                                 # unreadable: built again and saved over
+    detector = dlib.get_frontal_face_detector()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f"{path.name}.{os.getpid()}.part")
+        detector.save(str(part))
+        os.replace(part, path)
+    except (OSError, RuntimeError):
+        pass                                     # no cache: built each time
+    return detector
 
 
 def dlib_model_file(name: str) -> Path | None:
