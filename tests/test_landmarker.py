@@ -29,3 +29,26 @@ def test_posterior_reading_on_a_hand_made_distribution():
     # Mixture spread: per-coordinate variance 0.5*0.01 (templates) + sigma^2 (widths).
     spread = landmark_spread(post, templates, np.full(4, 0.02))
     np.testing.assert_allclose(spread, np.sqrt(0.005 + 0.02 ** 2), rtol=1e-5)
+
+
+def test_test_time_mirroring_makes_the_regressors_mirror_symmetric(sample_clip):
+    """With flip_average the regressors average the face and its mirror image, so the
+    mirrored image with the mirrored start gives exactly the mirrored result (the cascade
+    alone does not)."""
+    from tracker.io.annotations import read_pts
+    from tracker.io.sources import VideoSource
+    from tracker.landmarker import Landmarker
+    from tracker.model import load_model
+    model = load_model(None, "cpu", "opencv")
+    image = next(iter(VideoSource(sample_clip / "vid.mp4"))).image
+    start = read_pts(sample_clip / "annot" / "000001.pts")[None] + np.random.default_rng(0).normal(0, 2, (1, 68, 2))
+    width, classes = image.shape[1], np.zeros(1, np.int64)
+    mirrored_image = np.ascontiguousarray(image[:, ::-1])
+    outputs = {}
+    for flip in (False, True):
+        landmarker = Landmarker(model, flip_average=flip)
+        a = landmarker.regress(image, start, classes)
+        b = landmarker.regress(mirrored_image, flip_horizontal(start, width), classes)
+        outputs[flip] = np.abs(flip_horizontal(b, width) - a).max()
+        assert np.abs(a - start).mean() > 0.3                      # the regressors moved the points
+    assert outputs[True] < 1e-3 < outputs[False]

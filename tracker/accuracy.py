@@ -19,7 +19,8 @@ from .io.sources import open_source
 
 STILL_ROWS = (("classification", {"refine": False}, False),
               ("+ detection refinement", {}, True),
-              ("+ regressors", {}, False))
+              ("+ regressors", {}, False),
+              ("+ test-time mirroring (facetrack predict's default)", {"flip_average": True}, False))
 CLIP_ROWS = (("classification", {"refine": False, "temporal": False}),
              ("+ detection refinement + regressors", {"temporal": False}),
              ("+ temporal (HMM, smoothing)", {}))

@@ -102,7 +102,8 @@ class TrackingConfig:
     max_faces: int = 8
     forget_after: int = 60             # frames a lost face's id is kept for, should it come back in place
     top_k: int = 50                    # classes averaged for the landmarks
-    flip_average: bool = False         # also classify the mirrored crop and average (twice the compute)
+    flip_average: bool = False         # test-time mirroring: the mirrored crop classified and the mirrored
+                                       # face refined too, each averaged (twice the compute; predict's default)
     refine: bool = True                # the model's regressors after the classifier (false: classification alone)
     backend: str = "auto"              # the network's engine: auto (torch on a GPU, else opencv) | torch | opencv
 

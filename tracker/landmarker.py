@@ -18,7 +18,7 @@ from .detect import BoxCalibration, Detector
 from .model import LandmarkModel
 from .posterior import Posterior, expected_shape, top_k_posterior
 from .poses import rms_distance
-from .shapes import MIRROR, box_drift, from_canonical, landmark_box
+from .shapes import MIRROR, box_drift, flip_horizontal, from_canonical, landmark_box
 
 
 LANDMARK_BOXES = "landmarks"       # calibration key for boxes made from our own estimates
@@ -154,7 +154,13 @@ class Landmarker:
         """Landmarks (N, 68, 2) moved by the cascade of each face's pose class (as they are without one)."""
         if self.cascade is None or len(points) == 0:
             return points
-        return self.cascade.refine(image, points, classes)
+        out = self.cascade.refine(image, points, classes)
+        if self.flip_average:           # the mirrored face refined too, mapped back and averaged
+            width = image.shape[1]
+            mirrored = self.cascade.refine(np.ascontiguousarray(image[:, ::-1]),
+                                           flip_horizontal(np.asarray(points, np.float64), width), classes)
+            out = (out + flip_horizontal(mirrored, width)) / 2
+        return out
 
     def from_boxes(self, image: np.ndarray, boxes: np.ndarray, regress: bool = True,
                    features: bool = False) -> list[FaceEstimate]:

@@ -1,6 +1,8 @@
 """facetrack predict: landmarks for every face of every frame, each frame on its own."""
 from __future__ import annotations
 
+import argparse
+
 from .common import EXIT_OK, command_parser, frame_progress, int_at_least, run_command
 
 SUMMARY = "landmarks of every face in images (or each video frame on its own): CSV"
@@ -23,8 +25,10 @@ def parser(prog: str = "facetrack predict"):
     p.add_argument("--passes", type=int_at_least(1), default=2,
                    help="classifier passes; each re-crops around the last landmarks (default 2)")
     p.add_argument("--top-k", type=int_at_least(1), default=50, help="classes averaged for the landmarks")
-    p.add_argument("--flip-average", action="store_true",
-                   help="also classify the mirrored crop and average (twice the compute)")
+    p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=True,
+                   help="test-time mirroring (the default): the mirrored crop classified and the mirrored face "
+                        "refined too, each averaged; twice the classifier's and the regressors' compute "
+                        "(validation AUC 0.780 -> 0.786)")
     p.add_argument("--no-refine", action="store_true",
                    help="classification alone: skip the model's regressors after the classifier")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
