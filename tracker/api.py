@@ -39,7 +39,9 @@ class Tracker:
     OpenCV's DNN module, so torch is not imported; see :mod:`tracker.cvnet`).
     ``config``: a tracking YAML or a :class:`tracker.config.TrackConfig`; ``settings``
     override single values by name (``batch_size=1``, ``lag=4``, ``temporal=False``; see
-    ``configs/track.yaml``). The torch and OpenCV thread counts are set from ``threads``.
+    ``configs/track.yaml``). The torch and OpenCV thread counts are set from ``threads``;
+    creating a Tracker also sets, for the whole process, NumPy's OpenBLAS to one thread and
+    the C heap to map large buffers (:mod:`tracker.process`).
     """
 
     def __init__(self, model=None, device: str = "auto", *, config: str | Path | TrackConfig | None = None,
