@@ -6,7 +6,8 @@ default model's network (ResNet-18, 96 px crops, 256-d embedding, then the K-way
 random weights, on the CPU (torch at 1 and 2 threads, and the OpenCV backend the tracker uses
 on the CPU), forward time per batch of 1 and of 8 crops, median of repeated runs; and one
 training step (multi-label loss over sparse membership sets, AdamW) at batch 64 in fp32.
-On a GPU (when one is present) the same, and mixed precision.
+On a GPU (when CUDA is present) the same in fp32 and with bf16 autocast, at batches of 1, 8
+and 256 crops, and the training step's peak GPU memory (torch.cuda.max_memory_allocated).
 
 Run: .venv/bin/python docs/fig2/fig2.py   (writes results.json, results.md and fig2.png here)
 """
@@ -29,8 +30,8 @@ TRAIN_BATCH = 64
 MEMBERS = 1000          # membership-set size per training row at K = 140,000 (scaled with K below)
 
 
-def measure(kind: str, k: int, threads: int, device: str = "cpu") -> dict:
-    """One measurement in this process (called in a child)."""
+def measure(kind: str, k: int, threads: int, device: str = "cpu", amp: bool = False) -> dict:
+    """One measurement in this process (called in a child); ``amp``: bf16 autocast (CUDA)."""
     import resource
     import numpy as np
     import torch
@@ -45,10 +46,14 @@ def measure(kind: str, k: int, threads: int, device: str = "cpu") -> dict:
     cfg = ModelConfig()
     net = PoseClassifier(cfg, k)
     head_mb = sum(p.numel() for p in net.head.parameters()) * 4 / 2**20
-    out = {"kind": kind, "K": k, "threads": threads, "device": device, "head_MB_fp32": head_mb}
+    out = {"kind": kind, "K": k, "threads": threads, "device": device, "amp": amp, "head_MB_fp32": head_mb}
+    if device == "cuda":
+        out["card"] = torch.cuda.get_device_name(0)
     rng = np.random.default_rng(0)
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp and device == "cuda")
     if kind in ("torch", "opencv"):
-        crops = {n: rng.integers(0, 256, (n, cfg.crop_size, cfg.crop_size, 3), dtype=np.uint8) for n in (1, 8)}
+        sizes = (1, 8, 256) if device == "cuda" else (1, 8)
+        crops = {n: rng.integers(0, 256, (n, cfg.crop_size, cfg.crop_size, 3), dtype=np.uint8) for n in sizes}
         if kind == "opencv":
             import gc
             from tracker.cvnet import CvClassifier
@@ -65,7 +70,7 @@ def measure(kind: str, k: int, threads: int, device: str = "cpu") -> dict:
             net = net.eval().to(device)
 
             def forward(x):
-                with torch.no_grad():
+                with torch.no_grad(), autocast:
                     y = net(torch.from_numpy(x).to(device))
                     if device == "cuda":
                         torch.cuda.synchronize()
@@ -91,15 +96,21 @@ def measure(kind: str, k: int, threads: int, device: str = "cpu") -> dict:
         times = []
         for _ in range(3):
             start = time.perf_counter()
-            loss = loss_fn(net(x.to(device)), indptr.to(device), indices.to(device))
+            with autocast:
+                scores = net(x.to(device))
+            loss = loss_fn(scores.float(), indptr.to(device), indices.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if device == "cuda":
+                torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
         out["s_per_step"] = float(np.median(times[1:]))
         out["members_per_row"] = members
         out["optimizer_state_MB"] = sum(t.numel() * t.element_size() for s in optimizer.state.values()
                                         for t in s.values() if torch.is_tensor(t)) / 2**20
+    if device == "cuda":
+        out["cuda_peak_MB"] = torch.cuda.max_memory_allocated() / 2**20
     out["rss_growth_MB"] = _rss_mb() - base          # the network, its buffers and (training) the optimizer
     out["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
@@ -110,10 +121,10 @@ def _rss_mb() -> float:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
 
 
-def child(kind: str, k: int, threads: int) -> dict:
+def child(kind: str, k: int, threads: int, device: str = "cpu", amp: bool = False) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, __file__, "--one", kind, str(k), str(threads)], capture_output=True,
-                          text=True, env=env, timeout=1800)
+    done = subprocess.run([sys.executable, __file__, "--one", kind, str(k), str(threads), device, str(int(amp))],
+                          capture_output=True, text=True, env=env, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(done.stderr[-2000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -154,20 +165,46 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def gpu_table(rows: list[dict]) -> str:
+    lines = [f"GPU: {rows[0]['card']}.", "",
+             "| K | precision | ms per crop, batch 1 / 8 / 256 | training step (batch 64) | its GPU memory peak |",
+             "|---|---|---|---|---|"]
+    for k in KS:
+        for amp in (False, True):
+            r = {x["kind"]: x for x in rows if x["K"] == k and x["amp"] == amp}
+            t, tr = r["torch"], r["train"]
+            lines.append(f"| {k:,} | {'bf16 autocast' if amp else 'fp32'} | {t['ms_per_crop_batch1']:.2f} / "
+                         f"{t['ms_per_crop_batch8']:.3f} / {t['ms_per_crop_batch256']:.4f} | "
+                         f"{1000 * tr['s_per_step']:.1f} ms | {tr['cuda_peak_MB']:.0f} MB |")
+    return "\n".join(lines)
+
+
 def main() -> None:
+    """CPU rows always; GPU rows (fp32 and bf16 autocast) where CUDA is present."""
+    import torch
+    cuda = torch.cuda.is_available()
     rows = []
     for k in KS:
-        for kind, threads in (("torch", 1), ("torch", 2), ("opencv", 2), ("train", 2)):
-            rows.append(child(kind, k, threads))
+        jobs = [(kind, threads, "cpu", False) for kind, threads in (("torch", 1), ("torch", 2), ("opencv", 2),
+                                                                      ("train", 2))]
+        if cuda:
+            jobs += [(kind, 2, "cuda", amp) for kind in ("torch", "train") for amp in (False, True)]
+        for kind, threads, device, amp in jobs:
+            rows.append(child(kind, k, threads, device, amp))
             print(json.dumps(rows[-1]), flush=True)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU"
+    cpu_rows = [r for r in rows if r["device"] == "cpu"]
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores" + \
+        (f", {torch.cuda.get_device_name(0)}" if cuda else ", no GPU")
     (HERE / "results.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n")
-    (HERE / "results.md").write_text(f"Machine: {machine}.\n\n" + table(rows) + "\n")
-    plot(rows, HERE / "fig2.png")
+    text = f"Machine: {machine}.\n\n" + table(cpu_rows) + "\n"
+    if cuda:
+        text += "\n" + gpu_table([r for r in rows if r["device"] == "cuda"]) + "\n"
+    (HERE / "results.md").write_text(text)
+    plot(cpu_rows, HERE / "fig2.png")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--one":
-        print(json.dumps(measure(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+    if len(sys.argv) == 7 and sys.argv[1] == "--one":
+        print(json.dumps(measure(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6] == "1")))
     else:
         main()
