@@ -12,7 +12,7 @@ import torch
 
 from tracker.checkpoint import CheckpointError, read_checkpoint
 from tracker.config import ModelConfig
-from tracker.cvnet import CvClassifier
+from tracker.cvnet import MAX_BATCH, CvClassifier
 from tracker.model import DEFAULT_MODEL, PIXEL_MEAN_BGR, PIXEL_STD_BGR, load_model, refine_path
 from tracker.network import PoseClassifier
 from tracker.posterior import top_k_posterior
@@ -38,7 +38,7 @@ def test_cv2_dnn_gives_the_torch_scores_and_embeddings(backbone, size):
     net = _randomised(PoseClassifier(ModelConfig(backbone=backbone, crop_size=size, embedding=16), 7))
     state = {k: v.numpy() for k, v in net.state_dict().items()}
     cv = CvClassifier(state, PIXEL_MEAN_BGR, PIXEL_STD_BGR)
-    crops = np.random.default_rng(1).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    crops = np.random.default_rng(1).integers(0, 256, (MAX_BATCH + 3, size, size, 3), dtype=np.uint8)   # 2 forwards
     with torch.inference_mode():
         embedding, scores = net.embed(torch.from_numpy(crops))
     cv_embedding, cv_scores = cv.embed(crops)
