@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -167,7 +167,7 @@ def run_job(job: Job, settings: Settings) -> dict:
         source = open_source(job.video, 1)
         with CsvSink(str(parts[csv]), spread=settings.spread) as sink, _TRACKER.track(source) as stream:
             video = VideoSink(str(parts[overlay]), fps=source.fps, time_base=source.time_base) if overlay else None
-            with video or _nothing():
+            with video or nullcontext():
                 for result in stream:
                     sink.write(result)
                     if video is not None:
@@ -186,11 +186,6 @@ def run_job(job: Job, settings: Settings) -> dict:
     if damage:
         out["warning"] = damage
     return out
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 # ----------------------------------------------------------------------------- workers' environment
@@ -220,8 +215,8 @@ def seed_numba_cache(cache_dir: Path) -> Path:
 
 
 def default_cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "facetrack" / "numba"
+    from .cache import user_cache
+    return user_cache("numba")
 
 
 @contextmanager
@@ -434,9 +429,8 @@ class RayPool:
     def _actor(self):
         ray = self.ray
         self._count += 1
-        env = worker_environment(self.settings.threads, None)
         cache = str(default_cache_root() / f"ray-worker-{self._count}")
-        env["NUMBA_CACHE_DIR"] = cache
+        env = worker_environment(self.settings.threads, cache)
         actor = ray.remote(_RayWorker).options(
             num_cpus=self.settings.threads, num_gpus=self.gpus, max_restarts=0, max_task_retries=0,
             runtime_env={"env_vars": env}).remote(self.settings, self.work, cache)
@@ -542,10 +536,9 @@ def run_batch(jobs: list[Job], out_dir: Path, pool, redo_failed: bool = False,
     return summary
 
 
-def default_workers(cpus: int | None = None) -> tuple[int, int]:
-    """(worker processes, network threads each) for this machine: a worker per two cores."""
+def worker_counts(workers: int | None = None, threads: int | None = None, cpus: int | None = None) -> tuple[int, int]:
+    """(worker processes, network threads each) for this machine: by default a worker per two
+    cores, the cores divided among the workers."""
     cpus = cpus or os.cpu_count() or 1
-    workers = max(1, cpus // 2)
-    return workers, max(1, cpus // workers)
-
-
+    workers = workers or max(1, cpus // 2)
+    return workers, threads or max(1, cpus // workers)

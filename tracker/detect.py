@@ -96,23 +96,16 @@ class DlibHogDetector(Detector):
 def frontal_face_detector(dlib):
     """dlib's frontal face detector. Building it (``get_frontal_face_detector``, which decodes
     the model dlib carries inside it) takes 0.25 s; read back from the copy this saves in the
-    user's cache (``~/.cache/facetrack/``, keyed by dlib's version) it takes 1 ms."""
-    import os
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    path = Path(base) / "facetrack" / f"dlib-{getattr(dlib, '__version__', 'unknown')}-frontal-face.svm"
+    user's cache (:mod:`tracker.cache`, keyed by dlib's version) it takes 1 ms."""
+    from .cache import keep, user_cache
+    path = user_cache(f"dlib-{getattr(dlib, '__version__', 'unknown')}-frontal-face.svm")
     if path.is_file():
         try:
             return dlib.fhog_object_detector(str(path))
         except RuntimeError:
             pass                                 # unreadable: built again and saved over
     detector = dlib.get_frontal_face_detector()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f"{path.name}.{os.getpid()}.part")
-        detector.save(str(part))
-        os.replace(part, path)
-    except (OSError, RuntimeError):
-        pass                                     # no cache: built each time
+    keep(path, lambda part: detector.save(str(part)))
     return detector
 
 

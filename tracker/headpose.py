@@ -29,11 +29,12 @@ probability-weighted mean and standard deviation of each angle over the class po
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .cache import keep, user_cache
 
 FACE3D_PATH = Path(__file__).parent / "assets" / "face3d.txt"
 POSES_DIR = Path(__file__).parent / "assets" / "class_poses"   # precomputed class poses, by template digest
@@ -173,38 +174,27 @@ def class_poses(templates: np.ndarray, method: str = "orthographic") -> np.ndarr
     key = (templates_digest(templates), method)
     if key not in _CLASS_POSES:
         name = f"{key[0]}-{method}.npy"
-        poses = None
-        for stored in (POSES_DIR / name, _user_cache() / name):
-            if poses is None and stored.is_file():
-                try:
-                    poses = np.load(stored)
-                except (OSError, ValueError):
-                    poses = None
-                if poses is not None and poses.shape != (len(templates), 3):
-                    poses = None
+        cached = user_cache("class_poses", name)
+        poses = _stored_poses(POSES_DIR / name, len(templates))
+        poses = _stored_poses(cached, len(templates)) if poses is None else poses
         if poses is None:
             poses = np.concatenate([pose_of_shapes(templates[i:i + POSE_CHUNK], method=method)
                                     for i in range(0, len(templates), POSE_CHUNK)]).astype(np.float32)
-            _keep_in_cache(_user_cache() / name, poses)
+            keep(cached, lambda part: np.save(part, poses))
         poses.setflags(write=False)
         _CLASS_POSES[key] = poses
     return _CLASS_POSES[key]
 
 
-def _user_cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "facetrack" / "class_poses"
-
-
-def _keep_in_cache(path: Path, poses: np.ndarray) -> None:
-    """Best effort: a cache that cannot be written only costs the computation next time."""
+def _stored_poses(path: Path, count: int) -> np.ndarray | None:
+    """Poses read from ``path`` when it holds ``count`` of them, else None."""
+    if not path.is_file():
+        return None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f"{path.stem}.{os.getpid()}.part.npy")
-        np.save(part, poses)
-        os.replace(part, path)
-    except OSError:
-        pass
+        poses = np.load(path)
+    except (OSError, ValueError):
+        return None
+    return poses if poses.shape == (count, 3) else None
 
 
 def templates_digest(templates: np.ndarray) -> str:

@@ -242,13 +242,13 @@ def train(cfg: Config, out_dir, resume: bool = False, reporter=None, calibrate: 
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg.train)
             optimizer.zero_grad(set_to_none=True)
+            model.train()
             loss_sum = 0.0
             for micro in range(cfg.train.accumulate):
                 shard = rank * cfg.train.accumulate + micro
                 crops, shapes = sampler.batch(cfg.train.batch_size // shards, _shard_rng(cfg.train.seed, step, shard)
                                               if shards > 1 else None)
                 member = membership_sets(shapes, templates, tau)
-                model.train()
                 # DDP averages the gradients over processes once, on the last micro-batch
                 defer = world > 1 and micro + 1 < cfg.train.accumulate
                 with model.no_sync() if defer else nullcontext():

@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None, prog: str = "facetrack batch") -> int:
 
 
 def _batch(argv: list[str], prog: str) -> int:
-    from ..batch import (LocalPool, Settings, default_cache_root, default_workers, find_videos, plan_jobs,
-                         run_batch, to_run)
+    from ..batch import (VIDEO_SUFFIXES, LocalPool, Settings, default_cache_root, find_videos, plan_jobs,
+                         run_batch, to_run, worker_counts)
     from ..config import load_track_config
     from ..io.sinks import check_writable
     p = parser(prog)
@@ -63,16 +63,14 @@ def _batch(argv: list[str], prog: str) -> int:
     load_track_config(args.config, overrides)                  # a bad setting fails here, not in every worker
     videos = find_videos(args.inputs)
     if not videos:
-        raise UsageError(f"no videos found in {', '.join(args.inputs)} (looked for {', '.join(_suffixes())})")
+        raise UsageError(f"no videos found in {', '.join(args.inputs)} (looked for {', '.join(VIDEO_SUFFIXES)})")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     check_writable(out / "manifest.jsonl")
     jobs = plan_jobs(videos, out, args.overlay)
-    workers, threads = default_workers()
-    workers = args.workers or workers
-    threads = args.threads or max(1, (_cpus() // workers))
+    workers, threads = worker_counts(args.workers, args.threads)
     settings = Settings(model=args.model, device=args.device, config=args.config, overrides=overrides,
                         threads=threads, spread=args.spread)
     if args.executor == "ray" or args.ray_address:
@@ -105,13 +103,3 @@ def _progress(total: int, enabled: bool):
 def _advance(bar, summary) -> None:
     bar.set_postfix(ok=summary.ok, failed=len(summary.failed), refresh=False)
     bar.update(1)
-
-
-def _cpus() -> int:
-    import os
-    return os.cpu_count() or 1
-
-
-def _suffixes():
-    from ..batch import VIDEO_SUFFIXES
-    return VIDEO_SUFFIXES
