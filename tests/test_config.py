@@ -59,6 +59,9 @@ def test_refine_config_rejects_the_test_set_and_bad_values(tmp_path):
     path.write_text("cascade:\n  tress: 10\n")
     with pytest.raises(ConfigError, match="did you mean 'trees'"):
         load_refine_config(path)
+    path.write_text("role: photo\n")
+    with pytest.raises(ConfigError, match="role: expected one of video, stills, got 'photo'"):
+        load_refine_config(path)
 
 
 def test_track_yaml_matches_the_built_in_defaults():
@@ -82,6 +85,7 @@ def test_track_config_rejects_unknown_keys_and_bad_types():
     ("tracking", "lost_confidence", 2, r"tracking.lost_confidence: must be between 0.0 and 1.0, got 2.0"),
     ("tracking", "detector", "foo", "tracking.detector: expected one of auto, dlib, haar, got 'foo'"),
     ("tracking", "top_k", 0, "tracking.top_k: must be at least 1"),
+    ("tracking", "regressors", "photo", "tracking.regressors: expected one of video, stills, got 'photo'"),
     ("temporal", "lag", -1, "temporal.lag: must be at least 0"),
     ("temporal", "neighbours", 0, "temporal.neighbours: must be at least 1"),
     ("temporal", "prune_top", -5, "temporal.prune_top: must be at least 0, got -5"),

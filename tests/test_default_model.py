@@ -139,7 +139,9 @@ def test_packaged_regressors_fit_the_budget_and_load(model):
     from tracker.boxrefine import BoxRefiner
     from tracker.model import refine_path
     from tracker.refine import ShapeCascade
-    total = DEFAULT_MODEL.stat().st_size + refine_path(DEFAULT_MODEL).stat().st_size
+    files = [DEFAULT_MODEL, refine_path(DEFAULT_MODEL), refine_path(DEFAULT_MODEL, "stills")]
+    total = sum(path.stat().st_size for path in DEFAULT_MODEL.parent.iterdir() if path.is_file())
+    assert all(path.is_file() for path in files), files
     assert total <= 60 * 2**20, total                      # every model file together
     assert isinstance(model.cascade, ShapeCascade) and model.cascade.n_trees > 0
     assert isinstance(model.box_refiner, BoxRefiner)

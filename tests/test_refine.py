@@ -277,6 +277,34 @@ def test_regressor_file_round_trips_beside_a_model(tmp_path):
         load_model(model_path)
 
 
+def test_stills_regressors_are_their_own_file_read_only_when_asked_for(tmp_path):
+    """predict's cascade (NAME.stills.refine.pt) is read on first use, never by load_model,
+    and a model without one falls back to the video cascade."""
+    import shutil
+    from tracker.boxrefine import BoxRefiner
+    from tracker.landmarker import Landmarker
+    from tracker.model import DEFAULT_MODEL, ModelError, load_model, refine_path, save_refiners
+    model_path = tmp_path / "m.pt"
+    shutil.copy(DEFAULT_MODEL, model_path)
+    video = ShapeCascade(synthetic_shape(), 80, 128, np.zeros(3, np.int64), [[]])
+    stills = ShapeCascade(synthetic_shape(), 90, 144, np.zeros(3, np.int64), [[]])
+    save_refiners(model_path, video, BoxRefiner.identity(256))
+    assert Landmarker(load_model(model_path), regressors="stills").cascade.face_size == 80   # no stills file yet
+    assert save_refiners(model_path, stills, role="stills") == tmp_path / "m.stills.refine.pt"
+    model = load_model(model_path)
+    assert model._stills is None                                          # not read at load
+    assert Landmarker(model).cascade.face_size == 80
+    assert Landmarker(model, regressors="stills").cascade.face_size == 90
+    assert Landmarker(model, regressors="stills", refine=False).cascade is None
+    refine_path(model_path, "stills").write_bytes(b"not a torch file")
+    model = load_model(model_path)                                        # the video path never reads it
+    assert Landmarker(model).cascade.face_size == 80
+    with pytest.raises(ModelError, match="not a facetrack regressor file"):
+        Landmarker(model, regressors="stills")
+    with pytest.raises(ModelError, match="unknown regressors 'photo'"):
+        Landmarker(model, regressors="photo")
+
+
 def test_one_linear_stage_reduces_the_error_of_a_synthetic_perturbation():
     """The paper's linear stage (ridge on RootSIFT at the landmarks), same problem as above."""
     from tracker.refine import fit_linear_stage

@@ -1,7 +1,8 @@
 """The README's accuracy table, measured in one run (``facetrack accuracy``).
 
 On an annotated image folder, in the detection setup (a face the detector misses counts
-as a failure): classification alone, + detection refinement, + the regressors, and dlib
+as a failure): classification alone, + detection refinement, + the regressors (track's,
+then predict's: the stills cascade and test-time mirroring), and dlib
 (HOG detector + its 68-point predictor) beside them. On an annotated clip: the same
 stages per frame, then with the temporal stage (HMM + smoothing), with each row's jitter.
 """
@@ -19,8 +20,10 @@ from .io.sources import open_source
 
 STILL_ROWS = (("classification", {"refine": False}, False),
               ("+ detection refinement", {}, True),
-              ("+ regressors", {}, False),
-              ("+ test-time mirroring (facetrack predict's default)", {"flip_average": True}, False))
+              ("+ regressors (trees: track's cascade)", {}, False),
+              ("+ the stills regressors (network stage + trees)", {"regressors": "stills"}, False),
+              ("+ test-time mirroring (facetrack predict's default)", {"regressors": "stills", "flip_average": True},
+               False))
 CLIP_ROWS = (("classification", {"refine": False, "temporal": False}),
              ("+ detection refinement + regressors", {"temporal": False}),
              ("+ temporal (HMM, smoothing)", {}))

@@ -72,7 +72,7 @@ class Tracker:
         self.landmarker = Landmarker(model, _detectors(cfg.detector, cfg.upsample), self.device, top_k=cfg.top_k,
                                      passes=cfg.detect_passes, flip_average=cfg.flip_average,
                                      keep_log_probs=self.config.temporal.enabled, refine=cfg.refine,
-                                     fallback=_detectors(cfg.fallback, fallback=True))
+                                     regressors=cfg.regressors, fallback=_detectors(cfg.fallback, fallback=True))
         self._streams: weakref.WeakSet = weakref.WeakSet()
 
     def track(self, source, fps: float = 30.0) -> "TrackStream":

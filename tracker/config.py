@@ -105,6 +105,8 @@ class TrackingConfig:
     flip_average: bool = False         # test-time mirroring: the mirrored crop classified and the mirrored
                                        # face refined too, each averaged (twice the compute; predict's default)
     refine: bool = True                # the model's regressors after the classifier (false: classification alone)
+    regressors: str = "video"          # which: video (NAME.refine.pt) | stills (NAME.stills.refine.pt where the
+                                       # model has one, a network stage + trees: predict's default)
     backend: str = "auto"              # the network's engine: auto (torch on a GPU, else opencv) | torch | opencv
 
 
@@ -191,6 +193,8 @@ class RefineConfig:
 
     name: str = "refine"
     model: str = "default"             # the classifier model file ("default": the packaged one)
+    role: str = "video"                # where --install writes: video (NAME.refine.pt, with the detection
+                                       # refinement) | stills (NAME.stills.refine.pt, the cascade alone)
     data: DataConfig = field(default_factory=DataConfig)
     box: BoxRefineConfig = field(default_factory=BoxRefineConfig)
     starts: StartsConfig = field(default_factory=StartsConfig)
@@ -256,7 +260,9 @@ _ALLOWED = {
         "scan_upsample": _Range(0), "scan_scale": _Range(0.5, 3.0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
         "backend": _one_of("auto", "torch", "opencv"), "held_scan_every": _Range(1),
+        "regressors": _one_of("video", "stills"),
     },
+    RefineConfig: {"role": _one_of("video", "stills")},
     CascadeConfig: {"kind": _one_of("trees", "linear"), "descriptor_size": POSITIVE, "ridge": POSITIVE, "clusters": _Range(1), "stages": _Range(0), "trees": _Range(1),
                     "depth": _Range(1, 12), "shrinkage": _Range(0.0, 1.0, strict=True), "feature_pool": _Range(2),
                     "candidate_splits": _Range(1), "pair_prior": POSITIVE, "face_size": _Range(16),

@@ -54,9 +54,9 @@ class Landmarker:
 
     def __init__(self, model: LandmarkModel, detectors: Sequence[Detector] = (), device="cpu",
                  top_k: int = 50, passes: int = 2, flip_average: bool = False, keep_log_probs: bool = False,
-                 refine: bool = True, fallback: Sequence[Detector] = ()):
+                 refine: bool = True, fallback: Sequence[Detector] = (), regressors: str = "video"):
         self.model = model
-        self.cascade = model.cascade if refine else None   # the regressors after the classifier
+        self.cascade = model.regressors(regressors) if refine else None   # the regressors after the classifier
         self.box_refiner = model.box_refiner if refine else None   # detection refinement before it
         self.detectors = list(detectors)
         self.fallback = list(fallback)             # tried on still images when the detectors find nothing

@@ -42,6 +42,19 @@ class LandmarkModel:
     cascade: object | None = None       # tracker.refine.ShapeCascade from the companion .refine.pt file
     box_refiner: object | None = None   # tracker.boxrefine.BoxRefiner from the same file
     confidence: object | None = None    # tracker.confidence.ConfidenceCalibration from NAME.confidence.json
+    path: Path | None = None            # the file it was loaded from (its companion files lie beside it)
+    _stills: object = field(default=None, repr=False)   # the stills cascade, read on first use
+
+    def regressors(self, role: str = "video"):
+        """The cascade for ``role``: "video" (NAME.refine.pt's, read at load) or "stills"
+        (NAME.stills.refine.pt's, read on first use; the video cascade where there is none)."""
+        if role not in REGRESSOR_ROLES:
+            raise ModelError(f"unknown regressors {role!r} (choose from {', '.join(REGRESSOR_ROLES)})")
+        if role == "video" or self.path is None:
+            return self.cascade
+        if self._stills is None:
+            self._stills = load_refiners(self.path, "stills").get("cascade", False)
+        return self._stills or self.cascade
 
     @property
     def model_config(self) -> ModelConfig:
@@ -81,10 +94,15 @@ class LandmarkModel:
         torch.save(payload, path)
 
 
-def refine_path(model_path) -> Path:
-    """The companion file of a model that holds its regressors: ``NAME.refine.pt`` beside ``NAME.pt``."""
+REGRESSOR_ROLES = ("video", "stills")
+
+
+def refine_path(model_path, role: str = "video") -> Path:
+    """The companion file of a model that holds its regressors: ``NAME.refine.pt`` beside
+    ``NAME.pt`` (detection refinement and the cascade ``track`` uses), and for ``role``
+    "stills" ``NAME.stills.refine.pt`` (the cascade ``predict`` uses, where there is one)."""
     path = Path(model_path)
-    return path.with_name(path.stem + ".refine.pt")
+    return path.with_name(path.stem + (".refine.pt" if role == "video" else f".{role}.refine.pt"))
 
 
 def confidence_path(model_path) -> Path:
@@ -105,10 +123,10 @@ def load_confidence(model_path):
         raise ModelError(f"{path}: not a facetrack confidence calibration ({exc})") from None
 
 
-def save_refiners(model_path, cascade=None, box_refiner=None) -> Path:
-    """Write a model's regressors (cascade, detection refinement) to its companion file."""
+def save_refiners(model_path, cascade=None, box_refiner=None, role: str = "video") -> Path:
+    """Write a model's regressors (cascade, detection refinement) to its companion file for ``role``."""
     import torch
-    path = refine_path(model_path)
+    path = refine_path(model_path, role)
     torch.save({"format": "facetrack-refine-1", "cascade": None if cascade is None else cascade.to_dict(),
                 "box": None if box_refiner is None else box_refiner.to_dict()}, path)
     return path
@@ -127,9 +145,10 @@ def _read_payload(path: Path, format_name: str, what: str) -> dict:
     return payload
 
 
-def load_refiners(model_path) -> dict:
-    """The regressors stored beside a model: {"cascade": ShapeCascade, "box": BoxRefiner}, where present."""
-    path = refine_path(model_path)
+def load_refiners(model_path, role: str = "video") -> dict:
+    """The regressors stored beside a model for ``role``: {"cascade": ShapeCascade, "box": BoxRefiner},
+    where present."""
+    path = refine_path(model_path, role)
     if not path.is_file():
         return {}
     payload = _read_payload(path, "facetrack-refine-1", "a facetrack regressor file")
@@ -169,7 +188,7 @@ def load_model(path=None, device="cpu", backend: str = "torch") -> LandmarkModel
     return LandmarkModel(network=net, config=payload["config"], templates=templates,
                          widths=np.asarray(payload["widths"], np.float32), tau=payload["tau"],
                          calibration=_calibrations(payload.get("calibration")), meta=payload.get("meta", {}),
-                         transitions=transitions, confidence=load_confidence(path),
+                         transitions=transitions, confidence=load_confidence(path), path=path,
                          **_refiner_fields(load_refiners(path)))
 
 

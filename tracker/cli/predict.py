@@ -29,6 +29,9 @@ def parser(prog: str = "facetrack predict"):
                    help="test-time mirroring (the default): the mirrored crop classified and the mirrored face "
                         "refined too, each averaged; twice the classifier's and the regressors' compute "
                         "(validation AUC 0.780 -> 0.786)")
+    p.add_argument("--regressors", default="stills", choices=("stills", "video"),
+                   help="the model's cascade for stills (the default: a network stage + trees, where the model "
+                        "has one; validation AUC 0.786 -> see README) or the one `track` uses (trees)")
     p.add_argument("--no-refine", action="store_true",
                    help="classification alone: skip the model's regressors after the classifier")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -55,7 +58,8 @@ def _predict(argv: list[str], prog: str) -> int:
     fallback = "none" if args.fallback == "auto" and not isinstance(source, ImageSource) else args.fallback
     tracker = Tracker(args.model, args.device, temporal=False, threads=args.threads, detector=args.detector,
                       fallback=fallback, upsample=args.upsample, detect_passes=args.passes, top_k=args.top_k,
-                      flip_average=args.flip_average, refine=not args.no_refine, backend=args.backend)
+                      flip_average=args.flip_average, refine=not args.no_refine, regressors=args.regressors,
+                      backend=args.backend)
     extra = ("file",) if isinstance(source, ImageSource) else ()
     total = len(source) if isinstance(source, ImageSource) else source.frame_count
     with CsvSink("/dev/stdout" if args.csv == "-" else args.csv, extra, spread=args.spread) as sink, \

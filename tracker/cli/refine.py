@@ -12,7 +12,8 @@ SUMMARY = "fit a model's cascaded regressors from a YAML in configs/ (written be
 def parser(prog: str = "facetrack refine"):
     p = command_parser(prog, "Fit the per-class cascaded regressors of a classifier model. The result "
                              "goes to runs/<config name>/ (cascade, log); --install also writes it beside "
-                             "the model as NAME.refine.pt, where predict and track load it.")
+                             "the model as NAME.refine.pt (the config's role: video, where track and predict "
+                             "load it) or NAME.stills.refine.pt (role: stills, predict's cascade).")
     p.add_argument("--config", required=True, help="YAML file under configs/ (e.g. configs/refine-default.yaml)")
     p.add_argument("--out", help="run folder (default: runs/<config name>)")
     p.add_argument("--install", action="store_true", help="also write the regressors beside the model file")
@@ -44,10 +45,11 @@ def _refine(argv: list[str], prog: str) -> int:
     began = time.perf_counter()
     cascade, box_refiner = fit_refiner(cfg, Landmarker(model, detector_chain("auto"), refine=False), model_path, log=log,
                                        cache=None if args.no_cache else Path("runs") / "cache")
-    written = save_refiners(out / "model.pt", cascade, box_refiner)
+    box_refiner = box_refiner if cfg.role == "video" else None      # the video file's is the one used
+    written = save_refiners(out / "model.pt", cascade, box_refiner, cfg.role)
     log({"seconds": round(time.perf_counter() - began, 1), "trees": cascade.n_trees, "written": str(written)})
     if args.install:
-        print(f"regressors installed at {save_refiners(model_path, cascade, box_refiner)}")
+        print(f"regressors installed at {save_refiners(model_path, cascade, box_refiner, cfg.role)}")
     else:
-        print(f"regressors written to {written}; to use them: cp {written} {refine_path(model_path)}")
+        print(f"regressors written to {written}; to use them: cp {written} {refine_path(model_path, cfg.role)}")
     return EXIT_OK
