@@ -73,7 +73,13 @@ class Tracker:
                                      passes=cfg.detect_passes, flip_average=cfg.flip_average,
                                      keep_log_probs=self.config.temporal.enabled, refine=cfg.refine,
                                      regressors=cfg.regressors, fallback=_detectors(cfg.fallback, fallback=True))
+        self.landmarker.device_crops = _device_crops(cfg.device_crops, self.backend, self.device)
+        self.batch_size = cfg.gpu_batch_size if self.on_gpu else cfg.batch_size   # frames per classifier call
         self._streams: weakref.WeakSet = weakref.WeakSet()
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.backend == "torch" and getattr(self.device, "type", "cpu") == "cuda"
 
     def track(self, source, fps: float = 30.0) -> "TrackStream":
         """Follow every face through ``source``: a video file, an image file or folder, a
@@ -150,7 +156,8 @@ class TrackStream:
             if isinstance(stage, RegressStage):
                 stage.times = self.engine.times       # "regress" seconds (also inside "temporal")
         cfg = tracker.config.tracking
-        self._results = track_frames(source, self.engine, cfg.batch_size, cfg.queue_size, cfg.latency or self.live,
+        self._results = track_frames(source, self.engine, tracker.batch_size, max(cfg.queue_size, tracker.batch_size),
+                                     cfg.latency or self.live,
                                      self.temporal, cuts=cfg.cuts)
 
     @property
@@ -185,6 +192,13 @@ class TrackStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _device_crops(setting: str, backend: str, device) -> bool:
+    """Whether crops are cut on the network's device (``tracking.device_crops``)."""
+    if setting == "on" and backend != "torch":
+        raise FacetrackError("tracking.device_crops: 'on' needs the torch backend (tracking.backend=torch)")
+    return setting == "on" or (setting == "auto" and backend == "torch" and getattr(device, "type", "") == "cuda")
 
 
 def network_threads(setting: int, backend: str) -> int:

@@ -82,6 +82,9 @@ class TrackingConfig:
     """How ``facetrack track`` follows faces (``configs/track.yaml`` holds these defaults)."""
 
     batch_size: int = 8                # frames per classifier call for files (crops of all faces)
+    gpu_batch_size: int = 64           # the same when the network runs on a GPU
+    device_crops: str = "auto"         # crops cut on the network's device from uploaded frames (roi_align):
+                                       # auto (on a GPU) | on (torch backend) | off (OpenCV on the CPU)
     latency: bool = False              # true: one frame per call, nothing waits (always so for webcams)
     queue_size: int = 8                # decoded frames buffered ahead of the classifier
     threads: int = 0                   # the network's CPU threads (0: auto, 1 for torch, every core for opencv)
@@ -260,7 +263,8 @@ _ALLOWED = {
         "scan_upsample": _Range(0), "scan_scale": _Range(0.5, 3.0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
         "backend": _one_of("auto", "torch", "opencv"), "held_scan_every": _Range(1),
-        "regressors": _one_of("video", "stills"),
+        "regressors": _one_of("video", "stills"), "gpu_batch_size": _Range(1),
+        "device_crops": _one_of("auto", "on", "off"),
     },
     RefineConfig: {"role": _one_of("video", "stills")},
     CascadeConfig: {"kind": _one_of("trees", "linear"), "descriptor_size": POSITIVE, "ridge": POSITIVE, "clusters": _Range(1), "stages": _Range(0), "trees": _Range(1),

@@ -227,7 +227,7 @@ class Engine:
 
     def _crops(self, frames: Sequence[Frame], boxes: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        crops = np.concatenate([self.landmarker.crops(f.image, b) for f, b in zip(frames, boxes)])
+        crops = self.landmarker.crops_of([f.image for f in frames], list(boxes))
         self.times.add("crop", time.perf_counter() - start, len(crops))
         return crops
 
@@ -248,7 +248,7 @@ class Engine:
             if len(redo):
                 new_boxes = next_boxes[redo]
                 frame_of = redo // n_tracks
-                crops = np.concatenate([self.landmarker.crops(chunk[f].image, b[None]) for f, b in zip(frame_of, new_boxes)])
+                crops = self.landmarker.crops_of([chunk[f].image for f in frame_of], list(new_boxes[:, None]))
                 p2, pts2, c2, next2, _ = self._classify(crops, new_boxes)
                 flat_boxes[redo], points[redo], conf[redo], next_boxes[redo] = new_boxes, pts2, c2, next2
                 post.classes[redo], post.probs[redo] = p2.classes, p2.probs

@@ -63,12 +63,14 @@ def _bench(argv: list[str], prog: str) -> int:
     tracker = Tracker(args.model, args.device, config=config)
     run_tracker(clip, tracker, scratch_csv("warmup"), max_frames=16)      # first-call costs
     report = {"clip": clip, "device": str(tracker.device), "backend": tracker.backend, "threads": tracker.threads,
+              "batch_size": tracker.batch_size, "device_crops": tracker.landmarker.device_crops,
               "processes": processes,
               "config": dataclasses.asdict(config.tracking), "temporal": dataclasses.asdict(config.temporal),
               "ours": run_tracker(clip, tracker, scratch_csv("ours"), args.frames)}
     report["ours_runs"] = []
     for size in batch_sizes:
-        variant = Tracker(tracker.model, args.device, config=config, batch_size=size, latency=False)
+        variant = Tracker(tracker.model, args.device, config=config, batch_size=size, gpu_batch_size=size,
+                          latency=False)
         report["ours_runs"].append({"batch_size": size, **run_tracker(clip, variant, scratch_csv("ours"),
                                                                       args.frames)})
     if tracker.backend == "torch" and tracker.device.type == "cuda":
@@ -130,7 +132,8 @@ def format_processes(r: dict) -> list[str]:
 
 def format_report(r: dict) -> str:
     ours = r["ours"]
-    mode = "latency (1 frame per call)" if r["config"]["latency"] else f"batch {r['config']['batch_size']}"
+    mode = "latency (1 frame per call)" if r["config"]["latency"] else \
+        f"batch {r.get('batch_size', r['config']['batch_size'])}" + (", crops on the device" if r.get("device_crops") else "")
     lines = [f"clip {r['clip']}  device {r['device']}  backend {r.get('backend', 'torch')}  threads {r['threads']}  "
              f"{mode}", *format_processes(r),
              f"{'run':<44} {'frames':>7} {'fps':>8} {'ratio':>7}",
