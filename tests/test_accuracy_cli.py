@@ -18,13 +18,13 @@ def test_accuracy_table_on_a_small_folder(tmp_path, capsys):
     assert main(["accuracy", str(folder), "--clip", "", "--no-dlib", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| classification") or line.startswith("| +")]
-    assert [r.split("|")[1].strip() for r in rows] == ["classification", "+ detection refinement", "+ regressors",
-                                                       "+ test-time mirroring (facetrack predict's default)"]
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "classification", "+ detection refinement", "+ regressors (trees: track's cascade)",
+        "+ the stills regressors (network stage + trees)", "+ test-time mirroring (facetrack predict's default)"]
     for row in rows:
         auc = float(row.split("|")[4])
         assert 0.3 < auc <= 1.0, row                  # the face is found and roughly right on every row
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["stills-0.csv", "stills-1.csv", "stills-2.csv",
-                                                                          "stills-3.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"stills-{i}.csv" for i in range(5)]
 
 
 def test_accuracy_on_a_missing_folder_is_one_line(tmp_path, capsys):
