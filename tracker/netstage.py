@@ -146,8 +146,10 @@ class NetStage:
 
     @classmethod
     def from_dict(cls, data: dict) -> "NetStage":
+        state = {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.array(v))   # read without torch
+                 for k, v in data["state"].items()}
         return cls(int(data["size"]), float(data["span"]), tuple(data["widths"]), int(data["hidden"]),
-                   dict(data["state"]), bool(data.get("local", False)))
+                   state, bool(data.get("local", False)))
 
 
 def degraded(images: np.ndarray, chance: float, rng) -> np.ndarray:
