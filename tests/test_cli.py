@@ -78,3 +78,17 @@ def test_the_installed_script_and_the_launcher():
         assert proc.returncode == 0 and proc.stdout.strip() == f"facetrack {__version__}", (argv, proc.stderr)
     proc = subprocess.run([str(script), "track", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "--no-temporal" in proc.stdout
+
+
+def test_a_bug_is_one_line_and_exit_1_with_the_traceback_on_request(capsys, monkeypatch):
+    from tracker.cli.common import run_command
+
+    def broken(argv, prog):
+        raise AttributeError("'numpy.ndarray' object\nhas no attribute 'float'")
+    assert run_command("facetrack x", broken, []) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("facetrack x: error: internal error (AttributeError: 'numpy.ndarray' object has no"), err
+    monkeypatch.setenv("FACETRACK_DEBUG", "1")
+    with pytest.raises(AttributeError):
+        run_command("facetrack x", broken, [])

@@ -62,6 +62,12 @@ def run_command(prog: str, body, argv) -> int:
         return EXIT_OK
     except MemoryError:
         return fail(prog, "out of memory", EXIT_INTERNAL)
+    except Exception as exc:                       # a bug: one line, the traceback on request
+        if os.environ.get("FACETRACK_DEBUG"):
+            raise
+        message = " ".join(str(exc).split())[:300]
+        return fail(prog, f"internal error ({type(exc).__name__}: {message}); FACETRACK_DEBUG=1 shows the "
+                          "traceback", EXIT_INTERNAL)
 
 
 class StopSignals:
