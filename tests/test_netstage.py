@@ -1,4 +1,5 @@
-"""The network cascade stage: it learns a synthetic landmark problem and survives a save."""
+"""The network cascade stage: it learns a synthetic landmark problem, survives a save, and
+its torch-free forward (cv2.dnn + NumPy) is the torch module's."""
 import dataclasses
 
 import cv2
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 
 from tracker.config import CascadeConfig
-from tracker.netstage import NetStage, fit_net_stage
+from tracker.netstage import CvShapeNet, NetStage, sample_bilinear
+from tracker.shapenet import fit_net_stage
 from tracker.refine import ShapeCascade, standardised
 
 
@@ -91,11 +93,12 @@ def test_network_input_frame_puts_the_mean_shape_in_the_middle(size):
     np.testing.assert_allclose(np.ptp(target, axis=0), np.ptp(mean_c, axis=0) * size / 128)
 
 
-def test_folding_the_batch_norms_keeps_the_function():
+@pytest.mark.parametrize("local", [False, True])
+def test_the_opencv_forward_is_the_torch_modules(local):
     import torch
-    from tracker.netstage import ShapeNet, folded_batchnorm
+    from tracker.shapenet import ShapeNet
     torch.manual_seed(0)
-    net = ShapeNet(32, 5, (8, 16), 32)
+    net = ShapeNet(32, 5, (8, 16, 24), 32, local=local)
     for module in net.modules():                       # batch norms with statistics of their own
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-1, 1)
@@ -103,16 +106,63 @@ def test_folding_the_batch_norms_keeps_the_function():
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.uniform_(-0.5, 0.5)
     torch.nn.init.normal_(net.out.weight)
-    image, shape = torch.randn(4, 1, 32, 32), torch.randn(4, 10)
+    if local:
+        torch.nn.init.normal_(net.local_weight)
+    image = torch.randn(70, 1, 32, 32)                 # more than one cv2.dnn batch
+    shape = torch.rand(70, 10) - 0.5                   # some points near and past the edges
+    shape[0, :2] = torch.tensor([0.7, -0.6])
     with torch.no_grad():
-        plain = net.eval()(image, shape)
-        fused = folded_batchnorm(net)(image, shape)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
-    torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-4)
+        want = net.eval()(image, shape).numpy()
+    state = {k: v.numpy() for k, v in net.state_dict().items()}
+    got = CvShapeNet(state, 32, (8, 16, 24), local)(image.numpy(), shape.numpy())
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_bilinear_sampling_against_a_slow_reference():
+    rng = np.random.default_rng(4)
+    maps = rng.normal(0, 1, (2, 3, 5, 6)).astype(np.float32)
+    points = rng.uniform(-2, 7, (2, 9, 2)).astype(np.float32)
+
+    def pixel(n, c, y, x):
+        return maps[n, c, y, x] if 0 <= y < 5 and 0 <= x < 6 else 0.0
+    want = np.zeros((2, 3, 9))
+    for n in range(2):
+        for p, (x, y) in enumerate(points[n]):
+            x0, y0 = int(np.floor(x)), int(np.floor(y))
+            fx, fy = x - x0, y - y0
+            for c in range(3):
+                want[n, c, p] = ((1 - fx) * (1 - fy) * pixel(n, c, y0, x0) + fx * (1 - fy) * pixel(n, c, y0, x0 + 1)
+                                 + (1 - fx) * fy * pixel(n, c, y0 + 1, x0) + fx * fy * pixel(n, c, y0 + 1, x0 + 1))
+    np.testing.assert_allclose(sample_bilinear(maps, points), want, rtol=1e-5, atol=1e-5)
+
+
+def test_the_stage_runs_without_torch(tmp_path):
+    """Reading and running a network stage imports no torch (predict stays light)."""
+    import subprocess
+    import sys
+    rng = np.random.default_rng(5)
+    crops, image_of, starts, truths, mean_px = blob_problem(8, 1, rng)
+    stage = fit_net_stage(crops, image_of, starts, truths, mean_px, small_cfg(net_epochs=1, net_local=True), rng,
+                          log=lambda row: None)
+    cascade = ShapeCascade(((mean_px - 80) / 100).astype(np.float64), 100, 160, np.zeros(3, np.int64), [[stage]])
+    from tracker.model import save_refiners
+    save_refiners(tmp_path / "m.pt", cascade, None, "stills")
+    np.savez(tmp_path / "problem.npz", crops=crops, image_of=image_of, starts=starts)
+    code = f"""
+import sys, numpy as np
+from tracker.model import load_refiners
+cascade = load_refiners({str(tmp_path / "m.pt")!r}, "stills")["cascade"]
+p = np.load({str(tmp_path / "problem.npz")!r})
+stage = cascade.cascades[0][0]
+out = stage.update(p["crops"], p["image_of"], p["starts"], cascade.mean_centered)
+assert np.isfinite(out).all() and "torch" not in sys.modules, sorted(m for m in sys.modules if "torch" in m)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_degradation_changes_only_the_chosen_inputs():
-    from tracker.netstage import degraded
+    from tracker.shapenet import degraded
     rng = np.random.default_rng(3)
     images = rng.normal(0, 1, (40, 1, 32, 32)).astype(np.float32)
     np.testing.assert_array_equal(degraded(images, 0.0, rng), images)

@@ -5,81 +5,103 @@ aligned (similarity) on the current shape into a small ``size`` x ``size`` input
 spans ``span`` crop px, and regresses the landmark update from it and from the current
 shape (both in that input's frame). It drops into a cascade beside tree stages: same
 ``update(crops, image_of, shapes, mean_centered)``.
+
+Inference needs no torch: the convolutions (batch norms folded in) run on OpenCV's DNN
+module, the fully connected head and the shape-indexed features on NumPy. The network
+is trained as a torch module (:mod:`tracker.shapenet`) whose state this reads.
 """
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
 
+from . import onnx
 from .crop import invert, transform_points
+from .cvnet import _fold, _Graph
+
+MAX_BATCH = 64            # inputs per cv2.dnn forward (it keeps buffers sized for the largest batch)
 
 
-def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU(inplace=True))
+def conv_count(widths) -> int:
+    """Convolutions in the network of ``widths``: a strided one per width, one more per
+    width after the first, and a last one at the end."""
+    return 2 * len(widths)
 
 
-class ShapeNet(nn.Module):
-    """Standardised grayscale (N, 1, S, S) and the current shape (N, 2P), in input px
-    over S and centred -> the update (N, 2P) in input px (zero at initialisation).
+def tap_layers(widths, local: bool) -> tuple:
+    """The layers whose maps the shape-indexed features read: after the 2nd and 3rd widths' blocks."""
+    return tuple(2 * k for k in range(1, min(3, len(widths)))) if local else ()
 
-    The update is a function of the whole face (a fully connected head); with ``local``,
-    each landmark's update also gets a linear term of its own in the feature maps at
-    1/4 and 1/8 resolution read at that landmark (shape-indexed learned features)."""
 
-    def __init__(self, size: int, points: int, widths=(24, 48, 96, 192), hidden: int = 256, dropout: float = 0.0,
-                 local: bool = False):
-        super().__init__()
-        levels = range(1, min(3, len(widths)))            # the maps after the 2nd and 3rd widths' blocks
-        self.taps = tuple(2 * k for k in levels) if local else ()
-        if local:
-            self.local_weight = nn.Parameter(torch.zeros(points, sum(widths[k] for k in levels), 2))
-        layers, c = [_conv(1, widths[0], 2)], widths[0]
-        for w in widths[1:]:
-            layers += [_conv(c, w, 2), _conv(w, w)]
-            c = w
-        self.features = nn.Sequential(*layers, _conv(c, c), nn.Flatten())
-        side = size // 2 ** len(widths)
-        self.hidden = nn.Sequential(nn.Linear(c * side * side + 2 * points, hidden), nn.ReLU(inplace=True),
-                                    nn.Dropout(dropout))
-        self.out = nn.Linear(hidden, 2 * points)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+def shapenet_onnx(state: dict, widths, taps) -> tuple[bytes, list]:
+    """ONNX bytes of the network's convolutions (input ``input``, (N, 1, S, S)) and the names
+    of its outputs: the maps of layers ``taps``, then the last map."""
+    g, x, outputs = _Graph(), "input", []
+    last = conv_count(widths) - 1
+    for index in range(last + 1):
+        w, b = _fold(state, f"features.{index}.0", f"features.{index}.1")
+        stride = 2 if index == 0 or (index % 2 == 1 and index < last) else 1
+        x = g.op("Conv", [x, g.const(f"conv{index}.w", w), g.const(f"conv{index}.b", b)], f"conv{index}",
+                 kernel_shape=[3, 3], strides=[stride, stride], pads=[1, 1, 1, 1])
+        x = g.op("Relu", [x], f"map{index}")
+        if index in taps or index == last:
+            outputs.append(x)
+    graph = onnx.model(g.nodes, g.weights, [onnx.value_info("input", ["n", 1, "s", "s"])],
+                       [onnx.value_info(name, ["n", "c", "h", "w"]) for name in outputs], name="shape_net")
+    return graph, outputs
 
-    def forward(self, image: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
-        x, taps = image, []
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            if index in self.taps:
-                taps.append(x)
-        out = self.out(self.hidden(torch.cat([x, shape], dim=1)))
+
+def sample_bilinear(maps: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``maps`` (N, C, H, W) read at ``points`` (N, P, 2) in map px (x, y; pixel centres at
+    integers), bilinear, zero outside the map -> (N, C, P)."""
+    n, c, h, w = maps.shape
+    padded = np.zeros((n, h + 2, w + 2, c), np.float32)          # a zero ring, channels last
+    padded[:, 1:-1, 1:-1] = maps.transpose(0, 2, 3, 1)
+    x, y = points[..., 0], points[..., 1]
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    rows = np.arange(n)[:, None]
+
+    def at(xi, yi):
+        return padded[rows, np.clip(yi, -1, h).astype(np.intp) + 1, np.clip(xi, -1, w).astype(np.intp) + 1]
+    out = ((at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx) * (1 - fy)
+           + (at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx) * fy)
+    return out.transpose(0, 2, 1)
+
+
+class CvShapeNet:
+    """The network's forward on ``cv2.dnn`` and NumPy: inputs (N, 1, S, S) float32 and the
+    current shapes (N, 2P) in input px over S, centred -> the update (N, 2P)."""
+
+    def __init__(self, state: dict, size: int, widths, local: bool):
+        state = {k: np.asarray(v, np.float32) for k, v in state.items()}
+        graph, self.outputs = shapenet_onnx(state, widths, tap_layers(widths, local))
+        self.net = cv2.dnn.readNetFromONNX(np.frombuffer(graph, np.uint8))
+        self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        self.hidden_t = np.ascontiguousarray(state["hidden.0.weight"].T)
+        self.hidden_b = state["hidden.0.bias"]
+        self.out_t = np.ascontiguousarray(state["out.weight"].T)
+        self.out_b = state["out.bias"]
+        self.local_weight = state.get("local_weight")                  # (P, C, 2) where local
+
+    def __call__(self, images: np.ndarray, shape: np.ndarray) -> np.ndarray:
+        return np.concatenate([self._forward(images[i:i + MAX_BATCH], shape[i:i + MAX_BATCH])
+                               for i in range(0, len(images), MAX_BATCH)])
+
+    def _forward(self, images: np.ndarray, shape: np.ndarray) -> np.ndarray:
+        self.net.setInput(np.ascontiguousarray(images, np.float32), "input")
+        *taps, last = self.net.forward(self.outputs)
+        n = len(images)
+        hidden = np.maximum(np.concatenate([last.reshape(n, -1), shape], 1) @ self.hidden_t + self.hidden_b, 0)
+        out = hidden @ self.out_t + self.out_b
         if not taps:
             return out
-        n, points = len(shape), self.local_weight.shape[0]
-        grid = (2 * shape).view(n, points, 1, 2)         # input px over S, centred -> grid_sample's [-1, 1]
-        local = torch.cat([nn.functional.grid_sample(t, grid, align_corners=False).squeeze(-1) for t in taps], 1)
-        return out + torch.einsum("ncp,pcd->npd", local, self.local_weight).reshape(n, 2 * points)
-
-
-def folded_batchnorm(net: ShapeNet) -> ShapeNet:
-    """The network (in eval mode) with each batch norm folded into its convolution's
-    weights and bias: the same function, fewer steps per face."""
-    for block in net.features:
-        if isinstance(block, nn.Sequential) and len(block) == 3 and isinstance(block[1], nn.BatchNorm2d):
-            conv, norm = block[0], block[1]
-            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-            fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
-            with torch.no_grad():
-                fused.weight.copy_(conv.weight * scale[:, None, None, None])
-                fused.bias.copy_(norm.bias - norm.running_mean * scale)
-            block[0], block[1] = fused, nn.Identity()
-    return net
+        centred = shape.reshape(n, -1, 2)                    # input px over S, centred
+        local = np.concatenate([sample_bilinear(t, (centred + 0.5) * t.shape[-1] - 0.5) for t in taps], 1)
+        return out + np.einsum("ncp,pcd->npd", local, self.local_weight).reshape(n, -1)
 
 
 @dataclass
@@ -90,17 +112,14 @@ class NetStage:
     span: float                   # crop px the input covers
     widths: tuple
     hidden: int
-    state: dict                   # the ShapeNet's state_dict
+    state: dict                   # the torch module's state_dict, as NumPy arrays
     local: bool = False
-    _net: ShapeNet | None = field(default=None, repr=False, compare=False)
+    _net: CvShapeNet | None = field(default=None, repr=False, compare=False)
 
     @property
-    def net(self) -> ShapeNet:
+    def net(self) -> CvShapeNet:
         if self._net is None:
-            points = self.state["out.bias"].shape[0] // 2
-            net = ShapeNet(self.size, points, tuple(self.widths), self.hidden, local=self.local)
-            net.load_state_dict({k: v.float() for k, v in self.state.items()})
-            self._net = folded_batchnorm(net.eval()).to(memory_format=torch.channels_last)
+            self._net = CvShapeNet(self.state, self.size, self.widths, self.local)
         return self._net
 
     def input_target(self, mean_px: np.ndarray) -> np.ndarray:
@@ -121,8 +140,8 @@ class NetStage:
                                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return images, transform_points(shapes, matrices), matrices
 
-    def shape_input(self, local: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(((local - (self.size - 1) / 2) / self.size).reshape(len(local), -1).astype(np.float32))
+    def shape_input(self, local: np.ndarray) -> np.ndarray:
+        return ((local - (self.size - 1) / 2) / self.size).reshape(len(local), -1).astype(np.float32)
 
     def update(self, crops, image_of, shapes, mean_centered, chunk: int = 512) -> np.ndarray:
         """``shapes`` (N, P, 2) crop px moved by the network (``chunk`` faces at a time)."""
@@ -133,98 +152,19 @@ class NetStage:
         for first in range(0, len(shapes), chunk):
             rows = slice(first, first + chunk)
             images, local, matrices = self.inputs(crops, image_of[rows], shapes[rows], target)
-            with torch.inference_mode():
-                batch = torch.from_numpy(images).contiguous(memory_format=torch.channels_last)
-                delta = self.net(batch, self.shape_input(local)).numpy()
+            delta = self.net(images, self.shape_input(local))
             out[rows] = transform_points(local + delta.reshape(local.shape), invert(matrices))
         return out
 
     def to_dict(self) -> dict:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in self.state.items()}
+        import torch                                   # written by training, where torch is there
+        state = {k: torch.from_numpy(np.asarray(v)) for k, v in self.state.items()}
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         return {"kind": "net", "size": int(self.size), "span": float(self.span), "widths": list(self.widths),
                 "hidden": int(self.hidden), "local": bool(self.local), "state": state}
 
     @classmethod
     def from_dict(cls, data: dict) -> "NetStage":
-        state = {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.array(v))   # read without torch
-                 for k, v in data["state"].items()}
+        state = {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in data["state"].items()}
         return cls(int(data["size"]), float(data["span"]), tuple(data["widths"]), int(data["hidden"]),
                    state, bool(data.get("local", False)))
-
-
-def degraded(images: np.ndarray, chance: float, rng) -> np.ndarray:
-    """Network inputs (N, 1, S, S), each with probability ``chance`` made to look like a video
-    frame's face: blurred, or lower in resolution, JPEG-compressed and noisy (one of them or more)."""
-    out = images.copy()
-    size = images.shape[-1]
-    for i in np.flatnonzero(rng.random(len(images)) < chance):
-        image = out[i, 0]
-        if rng.random() < 0.5:
-            image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.5))
-        if rng.random() < 0.4:
-            small = max(8, int(size * rng.uniform(0.4, 0.8)))
-            image = cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (size, size),
-                               interpolation=cv2.INTER_LINEAR)
-        if rng.random() < 0.5:
-            pixels = np.clip(image * 48 + 128, 0, 255).astype(np.uint8)
-            _, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 80))])
-            image = (cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE).astype(np.float32) - 128) / 48
-        if rng.random() < 0.5:
-            image = image + rng.normal(0, rng.uniform(0.02, 0.15), image.shape).astype(np.float32)
-        out[i, 0] = image
-    return out
-
-
-def fit_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log=print, val=None) -> NetStage:
-    """Train a :class:`NetStage` from ``shapes`` towards ``truths`` (crop px; L1 loss in input px).
-
-    Each batch's starts are moved by a small random similarity (fresh variety every epoch)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)       # training has the machine to itself
-    try:
-        return _trained_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log, val)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _trained_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log, val) -> NetStage:
-    from .refine import similarity_jitter
-    torch.manual_seed(int(rng.integers(0, 2 ** 31)))
-    stage = NetStage(cfg.net_size, cfg.net_span, tuple(cfg.net_widths), cfg.net_hidden, {}, cfg.net_local)
-    net = ShapeNet(stage.size, shapes.shape[1], stage.widths, stage.hidden, cfg.net_dropout, cfg.net_local)
-    mean_c = np.asarray(mean_px, np.float64) - np.asarray(mean_px, np.float64).mean(0)
-    target = stage.input_target(mean_c)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.net_lr, weight_decay=cfg.net_weight_decay)
-    batch = cfg.net_batch
-    steps = cfg.net_epochs * (len(shapes) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.net_lr, total_steps=max(steps, 1), pct_start=0.1)
-    shapes64, truths64 = np.asarray(shapes, np.float64), np.asarray(truths, np.float64)
-    for epoch in range(cfg.net_epochs):
-        began, net = time.perf_counter(), net.train()
-        order, total = rng.permutation(len(shapes)), 0.0
-        for first in range(0, len(order) - batch + 1, batch):
-            rows = order[first:first + batch]
-            starts = similarity_jitter(shapes64[rows], rng, cfg.net_rotate_deg, cfg.net_scale, cfg.net_shift)
-            images, local, matrices = stage.inputs(crops, image_of[rows], starts, target)
-            goal = transform_points(truths64[rows], matrices) - local
-            if cfg.net_degrade:
-                images = degraded(images, cfg.net_degrade, rng)
-            if cfg.net_contrast:
-                gain = np.exp(rng.uniform(-0.3, 0.3, (len(rows), 1, 1, 1))).astype(np.float32)
-                images = images * gain
-            pred = net(torch.from_numpy(images), stage.shape_input(local))
-            loss = (pred - torch.from_numpy(goal.reshape(len(rows), -1).astype(np.float32))).abs().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(rows)
-        stage.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        stage._net = None
-        row = {"epoch": epoch + 1, "train_l1_px": round(total / max(len(order) // batch * batch, 1), 4),
-               "seconds": round(time.perf_counter() - began, 1)}
-        if val is not None:
-            moved = stage.update(val[0], val[1], val[2], mean_c)
-            row["val_error"] = float(np.linalg.norm(moved - val[3], axis=-1).mean() / cfg.face_size)
-        log(row)
-    return stage

@@ -461,7 +461,7 @@ def fit_cascade(crops, image_of, starts, truths, mean_px, cfg: CascadeConfig, rn
     log({"stage": 0, "train_error": shape_error(shapes, truths, cfg.face_size),
          **({} if val is None else {"val_error": shape_error(val_shapes, val[3], cfg.face_size)})})
     if cfg.net_stages:
-        from .netstage import fit_net_stage
+        from .shapenet import fit_net_stage
     for index in range(cfg.net_stages + cfg.stages):
         start = time.perf_counter()
         if index < cfg.net_stages:

@@ -31,7 +31,7 @@ def parser(prog: str = "facetrack predict"):
                         "(validation AUC 0.780 -> 0.786)")
     p.add_argument("--regressors", default="stills", choices=("stills", "video"),
                    help="the model's cascade for stills (the default: a network stage + trees, where the model "
-                        "has one; validation AUC 0.786 -> see README) or the one `track` uses (trees)")
+                        "has one; validation AUC 0.786 -> 0.795) or the one `track` uses (trees)")
     p.add_argument("--no-refine", action="store_true",
                    help="classification alone: skip the model's regressors after the classifier")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
