@@ -132,6 +132,44 @@ def test_an_interrupt_in_the_loop_releases_the_decoder(t, moving):
     assert not decode_threads() and stream.source._closed
 
 
+def engine_threads() -> list[str]:
+    return [th.name for th in threading.enumerate() if th.name == "engine"]
+
+
+def test_the_engine_a_batch_ahead_gives_the_same_results(t, moving):
+    path, _ = moving
+    plain = list(t.track(path))
+    with tracker.Tracker(t.model, "cpu", upsample=0, overlap="on") as ahead:    # 3 batches of 8
+        assert ahead.overlap and not t.overlap                  # auto: only on a GPU
+        overlapped = list(ahead.track(path))
+        assert [r.index for r in overlapped] == [r.index for r in plain]
+        for a, b in zip(overlapped, plain):
+            np.testing.assert_array_equal(a.faces[0].landmarks, b.faces[0].landmarks)
+        with ahead.track(path) as stream:                       # stopped early: both threads end
+            for result in stream:
+                if result.index == 6:
+                    assert engine_threads()
+                    break
+    assert not engine_threads() and not decode_threads()
+
+
+def test_an_error_in_the_engine_a_batch_ahead_reaches_the_caller(t, moving, monkeypatch):
+    with tracker.Tracker(t.model, "cpu", upsample=0, overlap="on", batch_size=4) as ahead:
+        stream = ahead.track(moving[0])
+        calls = []
+
+        def failing(frames):
+            calls.append(len(frames))
+            if len(calls) == 2:
+                raise tracker.FacetrackError("engine failed")
+            return original(frames)
+        original = stream.engine.process
+        monkeypatch.setattr(stream.engine, "process", failing)
+        with pytest.raises(tracker.FacetrackError, match="engine failed"), stream:
+            list(stream)
+    assert not engine_threads() and not decode_threads()
+
+
 def test_finish_returns_the_frames_still_held(t, moving):
     path, _ = moving
     with t.track(path) as stream:

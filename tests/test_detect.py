@@ -161,6 +161,7 @@ def test_dlib_finds_one_and_four_faces():
     assert match_detections(haar, single[0], min_iou=0.3) >= 0
 
 
+@needs_shared
 @needs_dlib
 def test_the_cached_frontal_face_detector_is_dlib_s_own(monkeypatch, tmp_path):
     import dlib

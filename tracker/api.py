@@ -75,6 +75,7 @@ class Tracker:
                                      regressors=cfg.regressors, fallback=_detectors(cfg.fallback, fallback=True))
         self.landmarker.device_crops = _device_crops(cfg.device_crops, self.backend, self.device)
         self.batch_size = cfg.gpu_batch_size if self.on_gpu else cfg.batch_size   # frames per classifier call
+        self.overlap = cfg.overlap == "on" or (cfg.overlap == "auto" and self.on_gpu)  # engine a batch ahead
         self._streams: weakref.WeakSet = weakref.WeakSet()
 
     @property
@@ -158,7 +159,7 @@ class TrackStream:
         cfg = tracker.config.tracking
         self._results = track_frames(source, self.engine, tracker.batch_size, max(cfg.queue_size, tracker.batch_size),
                                      cfg.latency or self.live,
-                                     self.temporal, cuts=cfg.cuts)
+                                     self.temporal, cuts=cfg.cuts, overlap=tracker.overlap)
 
     @property
     def times(self) -> StageTimes:

@@ -85,6 +85,8 @@ class TrackingConfig:
     gpu_batch_size: int = 64           # the same when the network runs on a GPU
     device_crops: str = "auto"         # crops cut on the network's device from uploaded frames (roi_align):
                                        # auto (on a GPU) | on (torch backend) | off (OpenCV on the CPU)
+    overlap: str = "auto"              # the classifier of the next batch runs on a thread while this one's
+                                       # temporal stage (HMM, regressors) runs: auto (on a GPU) | on | off
     latency: bool = False              # true: one frame per call, nothing waits (always so for webcams)
     queue_size: int = 8                # decoded frames buffered ahead of the classifier
     threads: int = 0                   # the network's CPU threads (0: auto, 1 for torch, every core for opencv)
@@ -264,7 +266,7 @@ _ALLOWED = {
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
         "backend": _one_of("auto", "torch", "opencv"), "held_scan_every": _Range(1),
         "regressors": _one_of("video", "stills"), "gpu_batch_size": _Range(1),
-        "device_crops": _one_of("auto", "on", "off"),
+        "device_crops": _one_of("auto", "on", "off"), "overlap": _one_of("auto", "on", "off"),
     },
     RefineConfig: {"role": _one_of("video", "stills")},
     CascadeConfig: {"kind": _one_of("trees", "linear"), "descriptor_size": POSITIVE, "ridge": POSITIVE, "clusters": _Range(1), "stages": _Range(0), "trees": _Range(1),

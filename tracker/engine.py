@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -107,10 +108,12 @@ class StageTimes:
 
     seconds: dict = field(default_factory=lambda: defaultdict(float))
     counts: dict = field(default_factory=lambda: defaultdict(int))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, stage: str, seconds: float, count: int = 1) -> None:
-        self.seconds[stage] += seconds
-        self.counts[stage] += count
+        with self._lock:                 # added to from the engine's thread and the temporal stage's
+            self.seconds[stage] += seconds
+            self.counts[stage] += count
 
 
 class Engine:

@@ -37,40 +37,42 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def timed(frames: Iterable[Frame], times: StageTimes | None) -> Iterator[Frame]:
-    """``frames``, with the wait for each one added to ``times`` as "decode"."""
-    frames = iter(frames)
+def timed(items: Iterable, times: StageTimes | None, stage: str = "decode") -> Iterator:
+    """``items``, with the wait for each one added to ``times`` as ``stage``."""
+    items = iter(items)
     while True:
         start = time.perf_counter()
-        frame = next(frames, None)
-        if times is not None:
-            times.add("decode", time.perf_counter() - start)
-        if frame is None:
+        item = next(items, None)
+        if times is not None and stage:
+            times.add(stage, time.perf_counter() - start)
+        if item is None:
             return
-        yield frame
+        yield item
 
 
 @contextmanager
-def prefetched(source: Iterable[Frame], size: int, times: StageTimes | None = None) -> Iterator[Iterator[Frame]]:
-    """Frames of ``source`` decoded ahead on a thread, at most ``size`` waiting."""
+def prefetched(source: Iterable, size: int, times: StageTimes | None = None,
+               stage: str = "decode", name: str = "decode") -> Iterator[Iterator]:
+    """Items of ``source`` (frames: decoded) made ahead on a thread ``name``, at most ``size``
+    waiting; the producer's wait for each is added to ``times`` as ``stage`` (none: '')."""
     q: queue.Queue = queue.Queue(maxsize=max(1, size))
     stop = threading.Event()
 
     def produce() -> None:
         end = _End()
         try:
-            for frame in timed(source, times):
-                if not _put(q, frame, stop):
+            for item in timed(source, times, stage):
+                if not _put(q, item, stop):
                     break
         except BaseException as exc:          # handed to the consumer, which re-raises it
             end = _End(exc)
         finally:
             _put(q, end, stop)
 
-    thread = threading.Thread(target=produce, name="decode", daemon=True)
+    thread = threading.Thread(target=produce, name=name, daemon=True)
     thread.start()
 
-    def consume() -> Iterator[Frame]:
+    def consume() -> Iterator:
         while True:
             try:
                 item = q.get(timeout=POLL_SECONDS)
@@ -108,27 +110,39 @@ def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
 
 
 def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 8,
-                 latency: bool = False, temporal=None, cuts: str = "auto") -> Iterator[FrameResult]:
+                 latency: bool = False, temporal=None, cuts: str = "auto",
+                 overlap: bool = False) -> Iterator[FrameResult]:
     """Every frame's result, in order. Live sources (and ``latency``) go one frame at a time.
 
     ``temporal`` (a :class:`tracker.temporal.TemporalStage`) delays each result until its
     decoding is final; whoever stops early calls its ``drain()`` for the frames it holds.
     ``cuts`` is how shot changes are marked (:func:`tracker.cuts.mark_cuts`), on the decode thread.
+    With ``overlap`` (files only, with a temporal stage) the engine runs on a thread one batch
+    ahead: the next batch is classified while this one's temporal stage runs here.
     """
     live = getattr(source, "live", False)
+    one_at_a_time = live or latency
     marked = mark_cuts(source, cuts, engine.times)
     frames_cm = nullcontext(timed(marked, engine.times)) if live else prefetched(marked, queue_size, engine.times)
     with frames_cm as frames:
-        for batch in batched(frames, 1 if (live or latency) else max(1, batch_size)):
-            for result in engine.process(batch):
-                if temporal is None:
-                    yield result
-                    continue
-                start = time.perf_counter()
-                temporal.ready.extend(temporal.push(result))
-                engine.times.add("temporal", time.perf_counter() - start)
-                while temporal.ready:            # kept on the stage until handed on: nothing lost on a stop
-                    yield temporal.ready.popleft()
+        processed = (engine.process(batch) for batch in batched(frames, 1 if one_at_a_time else max(1, batch_size)))
+        ahead = overlap and temporal is not None and not one_at_a_time
+        with prefetched(processed, 1, stage="", name="engine") if ahead else nullcontext(processed) as results:
+            yield from _through_temporal(results, temporal, engine.times)
+
+
+def _through_temporal(processed: Iterable[list[FrameResult]], temporal, times: StageTimes) -> Iterator[FrameResult]:
+    """Each batch's results, through the temporal stage when there is one."""
+    for results in processed:
+        for result in results:
+            if temporal is None:
+                yield result
+                continue
+            start = time.perf_counter()
+            temporal.ready.extend(temporal.push(result))
+            times.add("temporal", time.perf_counter() - start)
+            while temporal.ready:            # kept on the stage until handed on: nothing lost on a stop
+                yield temporal.ready.popleft()
     if temporal is not None:
         temporal.ready.extend(temporal.flush())
         while temporal.ready:

@@ -23,6 +23,9 @@ def parser(prog: str = "facetrack bench"):
     add_overrides(p, "tracking.batch_size=1")
     p.add_argument("--batch-sizes", default="", metavar="N,N,...",
                    help="also run ours at these batch sizes (e.g. 8,64,256 on a GPU)")
+    p.add_argument("--overlap-too", action="store_true",
+                   help="also run ours with tracking.overlap the other way (the engine a batch ahead of the "
+                        "temporal stage, or not)")
     p.add_argument("--baseline-upsample", default="1,0", metavar="U,U",
                    help="dlib detector upsampling for the baseline runs (1 is dlib's documented example)")
     p.add_argument("--no-baseline", action="store_true")
@@ -64,6 +67,7 @@ def _bench(argv: list[str], prog: str) -> int:
     run_tracker(clip, tracker, scratch_csv("warmup"), max_frames=16)      # first-call costs
     report = {"clip": clip, "device": str(tracker.device), "backend": tracker.backend, "threads": tracker.threads,
               "batch_size": tracker.batch_size, "device_crops": tracker.landmarker.device_crops,
+              "overlap": tracker.overlap,
               "processes": processes,
               "config": dataclasses.asdict(config.tracking), "temporal": dataclasses.asdict(config.temporal),
               "ours": run_tracker(clip, tracker, scratch_csv("ours"), args.frames)}
@@ -73,6 +77,10 @@ def _bench(argv: list[str], prog: str) -> int:
                           latency=False)
         report["ours_runs"].append({"batch_size": size, **run_tracker(clip, variant, scratch_csv("ours"),
                                                                       args.frames)})
+    if args.overlap_too:
+        variant = Tracker(tracker.model, args.device, config=config, overlap="off" if tracker.overlap else "on")
+        report["ours_runs"].append({"batch_size": variant.batch_size, "overlap": variant.overlap,
+                                    **run_tracker(clip, variant, scratch_csv("ours"), args.frames)})
     if tracker.backend == "torch" and tracker.device.type == "cuda":
         import torch
         report["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
@@ -133,14 +141,16 @@ def format_processes(r: dict) -> list[str]:
 def format_report(r: dict) -> str:
     ours = r["ours"]
     mode = "latency (1 frame per call)" if r["config"]["latency"] else \
-        f"batch {r.get('batch_size', r['config']['batch_size'])}" + (", crops on the device" if r.get("device_crops") else "")
+        f"batch {r.get('batch_size', r['config']['batch_size'])}" + (", crops on the device" if r.get("device_crops") else "") \
+        + (", engine a batch ahead of the temporal stage" if r.get("overlap") else "")
     lines = [f"clip {r['clip']}  device {r['device']}  backend {r.get('backend', 'torch')}  threads {r['threads']}  "
              f"{mode}", *format_processes(r),
              f"{'run':<44} {'frames':>7} {'fps':>8} {'ratio':>7}",
              f"{'facetrack (decode thread + tracker + CSV)':<44} {ours['frames']:>7d} {ours['fps']:>8.1f} {'1.00':>7}"]
     for run in r.get("ours_runs", []):
-        lines.append(f"{'facetrack, batch ' + str(run['batch_size']):<44} {run['frames']:>7d} {run['fps']:>8.1f} "
-                     f"{run['fps'] / ours['fps']:>7.2f}")
+        name = f"facetrack, batch {run['batch_size']}" + (
+            "" if "overlap" not in run else ", engine ahead" if run["overlap"] else ", engine not ahead")
+        lines.append(f"{name:<44} {run['frames']:>7d} {run['fps']:>8.1f} {run['fps'] / ours['fps']:>7.2f}")
     if "decode_only" in r:
         dec = r["decode_only"]
         lines.append(f"{'decoding alone (the ceiling)':<44} {dec['frames']:>7d} {dec['fps']:>8.1f} "
