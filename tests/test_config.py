@@ -110,3 +110,17 @@ def test_override_of_a_section_that_is_not_a_mapping(tmp_path):
     path.write_text("train: 3\n")
     with pytest.raises(ConfigError, match="bad.yaml: train: expected a mapping, got int"):
         load_config(path, {"train": {"steps": 3}})
+
+
+def test_on_and_off_settings_take_yaml_s_unquoted_words(tmp_path):
+    """YAML reads on / off as true / false: where a setting's words are on and off, both spellings work."""
+    from tracker.cli.common import parse_overrides
+    from tracker.config import load_track_config
+    cfg = load_track_config(None, parse_overrides(["tracking.overlap=on", "tracking.device_crops=off"]))
+    assert (cfg.tracking.overlap, cfg.tracking.device_crops) == ("on", "off")
+    path = tmp_path / "t.yaml"
+    path.write_text("tracking:\n  overlap: off\n  device_crops: 'on'\n")
+    cfg = load_track_config(path)
+    assert (cfg.tracking.overlap, cfg.tracking.device_crops) == ("off", "on")
+    with pytest.raises(ConfigError, match="tracking.regressors: expected text, got True"):
+        load_track_config(None, {"tracking": {"regressors": True}})      # not a setting of on / off words

@@ -322,9 +322,18 @@ def _build(cls, values: dict, where: str):
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise _at(where, f"unknown key {key!r}{hint}")
-        kwargs[key] = _coerce(hints[key], value, _child(where, key))
+        kwargs[key] = _coerce(hints[key], _switch_word(cls, key, value), _child(where, key))
         _check_allowed(cls, key, kwargs[key], _child(where, key))
     return cls(**kwargs)
+
+
+def _switch_word(cls, key: str, value):
+    """YAML reads an unquoted on / off (and yes / no) as true / false: for a setting whose
+    words are on and off, take them back as those words."""
+    allowed = _ALLOWED.get(cls, {}).get(key)
+    if isinstance(value, bool) and isinstance(allowed, _OneOf) and {"on", "off"} <= set(allowed):
+        return "on" if value else "off"
+    return value
 
 
 def _coerce(hint, value, where: str):
