@@ -75,7 +75,7 @@ class Tracker:
                                      regressors=cfg.regressors, fallback=_detectors(cfg.fallback, fallback=True))
         self.landmarker.device_crops = _device_crops(cfg.device_crops, self.backend, self.device)
         self.batch_size = cfg.gpu_batch_size if self.on_gpu else cfg.batch_size   # frames per classifier call
-        self.overlap = cfg.overlap == "on" or (cfg.overlap == "auto" and self.on_gpu)  # engine a batch ahead
+        self.overlap = cfg.overlap != "off"          # the engine a batch ahead of the temporal stage (files)
         self._streams: weakref.WeakSet = weakref.WeakSet()
 
     @property

@@ -85,8 +85,8 @@ class TrackingConfig:
     gpu_batch_size: int = 64           # the same when the network runs on a GPU
     device_crops: str = "auto"         # crops cut on the network's device from uploaded frames (roi_align):
                                        # auto (on a GPU) | on (torch backend) | off (OpenCV on the CPU)
-    overlap: str = "auto"              # the classifier of the next batch runs on a thread while this one's
-                                       # temporal stage (HMM, regressors) runs: auto (on a GPU) | on | off
+    overlap: str = "auto"              # the next batch classified on a thread while this one's temporal stage
+                                       # (HMM, regressors) runs: auto = on (files; never live or latency) | off
     latency: bool = False              # true: one frame per call, nothing waits (always so for webcams)
     queue_size: int = 8                # decoded frames buffered ahead of the classifier
     threads: int = 0                   # the network's CPU threads (0: auto, 1 for torch, every core for opencv)
