@@ -24,12 +24,6 @@ from .cvnet import _fold, _Graph
 MAX_BATCH = 64            # inputs per cv2.dnn forward (it keeps buffers sized for the largest batch)
 
 
-def conv_count(widths) -> int:
-    """Convolutions in the network of ``widths``: a strided one per width, one more per
-    width after the first, and a last one at the end."""
-    return 2 * len(widths)
-
-
 def tap_layers(widths, local: bool) -> tuple:
     """The layers whose maps the shape-indexed features read: after the 2nd and 3rd widths' blocks."""
     return tuple(2 * k for k in range(1, min(3, len(widths)))) if local else ()
@@ -39,7 +33,7 @@ def shapenet_onnx(state: dict, widths, taps) -> tuple[bytes, list]:
     """ONNX bytes of the network's convolutions (input ``input``, (N, 1, S, S)) and the names
     of its outputs: the maps of layers ``taps``, then the last map."""
     g, x, outputs = _Graph(), "input", []
-    last = conv_count(widths) - 1
+    last = 2 * len(widths) - 1          # a strided convolution per width, one more after each but the first, a last one
     for index in range(last + 1):
         w, b = _fold(state, f"features.{index}.0", f"features.{index}.1")
         stride = 2 if index == 0 or (index % 2 == 1 and index < last) else 1
@@ -158,8 +152,8 @@ class NetStage:
 
     def to_dict(self) -> dict:
         import torch                                   # written by training, where torch is there
-        state = {k: torch.from_numpy(np.asarray(v)) for k, v in self.state.items()}
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        state = {k: torch.from_numpy(np.asarray(v, np.float16 if np.asarray(v).dtype.kind == "f" else None))
+                 for k, v in self.state.items()}
         return {"kind": "net", "size": int(self.size), "span": float(self.span), "widths": list(self.widths),
                 "hidden": int(self.hidden), "local": bool(self.local), "state": state}
 

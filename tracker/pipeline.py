@@ -37,14 +37,14 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def timed(items: Iterable, times: StageTimes | None, stage: str = "decode") -> Iterator:
-    """``items``, with the wait for each one added to ``times`` as ``stage``."""
+def timed(items: Iterable, times: StageTimes | None) -> Iterator:
+    """``items``, with the wait for each one added to ``times`` as "decode"."""
     items = iter(items)
     while True:
         start = time.perf_counter()
         item = next(items, None)
-        if times is not None and stage:
-            times.add(stage, time.perf_counter() - start)
+        if times is not None:
+            times.add("decode", time.perf_counter() - start)
         if item is None:
             return
         yield item
@@ -52,16 +52,16 @@ def timed(items: Iterable, times: StageTimes | None, stage: str = "decode") -> I
 
 @contextmanager
 def prefetched(source: Iterable, size: int, times: StageTimes | None = None,
-               stage: str = "decode", name: str = "decode") -> Iterator[Iterator]:
+               name: str = "decode") -> Iterator[Iterator]:
     """Items of ``source`` (frames: decoded) made ahead on a thread ``name``, at most ``size``
-    waiting; the producer's wait for each is added to ``times`` as ``stage`` (none: '')."""
+    waiting; the producer's wait for each is added to ``times`` as "decode"."""
     q: queue.Queue = queue.Queue(maxsize=max(1, size))
     stop = threading.Event()
 
     def produce() -> None:
         end = _End()
         try:
-            for item in timed(source, times, stage):
+            for item in timed(source, times):
                 if not _put(q, item, stop):
                     break
         except BaseException as exc:          # handed to the consumer, which re-raises it
@@ -127,7 +127,7 @@ def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 
     with frames_cm as frames:
         processed = (engine.process(batch) for batch in batched(frames, 1 if one_at_a_time else max(1, batch_size)))
         ahead = overlap and temporal is not None and not one_at_a_time
-        with prefetched(processed, 1, stage="", name="engine") if ahead else nullcontext(processed) as results:
+        with prefetched(processed, 1, name="engine") if ahead else nullcontext(processed) as results:
             yield from _through_temporal(results, temporal, engine.times)
 
 

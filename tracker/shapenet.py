@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .crop import transform_points
-from .netstage import NetStage
+from .netstage import NetStage, tap_layers
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -30,10 +30,9 @@ class ShapeNet(nn.Module):
     def __init__(self, size: int, points: int, widths=(24, 48, 96, 192), hidden: int = 256, dropout: float = 0.0,
                  local: bool = False):
         super().__init__()
-        levels = range(1, min(3, len(widths)))            # the maps after the 2nd and 3rd widths' blocks
-        self.taps = tuple(2 * k for k in levels) if local else ()
+        self.taps = tap_layers(widths, local)             # layer 2k: after the (k+1)th width's block
         if local:
-            self.local_weight = nn.Parameter(torch.zeros(points, sum(widths[k] for k in levels), 2))
+            self.local_weight = nn.Parameter(torch.zeros(points, sum(widths[t // 2] for t in self.taps), 2))
         layers, c = [_conv(1, widths[0], 2)], widths[0]
         for w in widths[1:]:
             layers += [_conv(c, w, 2), _conv(w, w)]
