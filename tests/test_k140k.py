@@ -36,3 +36,22 @@ def test_a_tiny_version_of_the_same_config_trains_on_the_cpu(shared_data, tmp_pa
     model = train(cfg, tmp_path, calibrate=False)
     assert model.num_classes == 2000 and model.templates.shape == (2000, 68, 2)
     assert (tmp_path / "model.pt").is_file() and np.isfinite(model.meta["final_validation"]["loss"])
+
+
+def test_the_cpu_comparison_config_is_the_default_recipe_with_only_k_changed(shared_data):
+    """configs/k140k-cpu.yaml answers "does K = 140,000 beat the default's K?" only if K is
+    all that differs from configs/default.yaml; and it must give 140,000 distinct classes."""
+    from tracker.config import config_to_dict
+    root = {"data": {"root": str(shared_data / "300w-subset")}}
+    default, wide = (config_to_dict(load_config(f"configs/{name}.yaml", root)) for name in ("default", "k140k-cpu"))
+    for cfg in (default, wide):
+        cfg.pop("name")
+        cfg["classes"].pop("k")
+        cfg["classes"].pop("perturbed_copies")
+    assert wide == default
+    cfg = load_config("configs/k140k-cpu.yaml", root)
+    faces = load_faces(cfg.data.root, cfg.data.train_sets)
+    train_faces, _ = split_by_photo(faces, cfg.data.val_fraction, cfg.data.split_seed)
+    classes = exemplar_subset(template_bank(train_faces, cfg.classes), cfg.classes.k, cfg.classes.seed)
+    assert classes.shape == (140_000, 68, 2)
+    assert len(np.unique(classes.reshape(len(classes), -1), axis=0)) == 140_000

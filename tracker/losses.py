@@ -43,8 +43,12 @@ def positive_score_sums(scores: Tensor, indptr, indices) -> tuple[Tensor, Tensor
     rows, cols, counts = batch_rows(indptr, indices, scores.device)
     if len(counts) != scores.shape[0]:
         raise ValueError(f"CSR has {len(counts)} rows for a batch of {scores.shape[0]}")
-    sums = scores.new_zeros(scores.shape[0]).index_add(0, rows, scores[rows, cols])
-    return sums, counts
+    return entry_score_sums(scores, rows, cols), counts
+
+
+def entry_score_sums(scores: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """Per-row sum of ``scores[rows, cols]`` (the membership entries as row and class lists)."""
+    return scores.new_zeros(scores.shape[0]).index_add(0, rows, scores[rows, cols])
 
 
 def softmax_loss(scores: Tensor, target) -> Tensor:
@@ -71,7 +75,12 @@ def multilabel_loss(scores: Tensor, indptr, indices) -> Tensor:
     """
     scores = _promote(scores)
     sums, _ = positive_score_sums(scores, indptr, indices)
-    return (F.softplus(scores).sum(dim=1) - sums).mean()
+    return multilabel_from_sums(scores, sums)
+
+
+def multilabel_from_sums(scores: Tensor, positive_sums: Tensor) -> Tensor:
+    """Eq. 8's batch mean from the scores and each row's sum of its members' scores."""
+    return (F.softplus(scores).sum(dim=1) - positive_sums).mean()
 
 
 LOSSES: dict[str, Callable[..., Tensor]] = {

@@ -10,6 +10,8 @@ On a GPU (when CUDA is present) the same in fp32 and with bf16 autocast, at batc
 and 256 crops, and the training step's peak GPU memory (torch.cuda.max_memory_allocated).
 
 Run: .venv/bin/python docs/fig2/fig2.py   (writes results.json, results.md and fig2.png here)
+     .venv/bin/python docs/fig2/fig2.py --gpu-only   (on a machine with CUDA: the GPU rows alone,
+     put beside the CPU rows already in results.json)
 """
 from __future__ import annotations
 
@@ -179,32 +181,40 @@ def gpu_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    """CPU rows always; GPU rows (fp32 and bf16 autocast) where CUDA is present."""
+def main(gpu_only: bool = False) -> None:
+    """CPU rows always; GPU rows (fp32 and bf16 autocast) where CUDA is present. ``gpu_only``:
+    measure the GPU rows alone and put them beside the CPU rows already in results.json (a
+    device machine's CPU is not this one's)."""
     import torch
     cuda = torch.cuda.is_available()
-    rows = []
+    if gpu_only and not cuda:
+        raise SystemExit("fig2.py --gpu-only: no CUDA device here")
+    old = json.loads((HERE / "results.json").read_text()) if gpu_only else {}
+    rows = [r for r in old.get("rows", []) if r["device"] == "cpu"]
     for k in KS:
-        jobs = [(kind, threads, "cpu", False) for kind, threads in (("torch", 1), ("torch", 2), ("opencv", 2),
-                                                                      ("train", 2))]
+        jobs = [] if gpu_only else [(kind, threads, "cpu", False) for kind, threads in
+                                    (("torch", 1), ("torch", 2), ("opencv", 2), ("train", 2))]
         if cuda:
             jobs += [(kind, 2, "cuda", amp) for kind in ("torch", "train") for amp in (False, True)]
         for kind, threads, device, amp in jobs:
             rows.append(child(kind, k, threads, device, amp))
             print(json.dumps(rows[-1]), flush=True)
     cpu_rows = [r for r in rows if r["device"] == "cpu"]
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores" + \
-        (f", {torch.cuda.get_device_name(0)}" if cuda else ", no GPU")
-    (HERE / "results.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n")
-    text = f"Machine: {machine}.\n\n" + table(cpu_rows) + "\n"
+    machine = old.get("machine") or f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    machine = machine.split(", no GPU")[0]
+    gpu = f"{torch.cuda.get_device_name(0)}" + (" (on another machine than the CPU rows)" if gpu_only else "") \
+        if cuda else "no GPU"
+    (HERE / "results.json").write_text(json.dumps({"machine": f"{machine}, {gpu}", "rows": rows}, indent=1) + "\n")
+    text = f"Machine: {machine}, {gpu}.\n\n" + table(cpu_rows) + "\n"
     if cuda:
         text += "\n" + gpu_table([r for r in rows if r["device"] == "cuda"]) + "\n"
     (HERE / "results.md").write_text(text)
-    plot(cpu_rows, HERE / "fig2.png")
+    if not gpu_only:
+        plot(cpu_rows, HERE / "fig2.png")
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 7 and sys.argv[1] == "--one":
         print(json.dumps(measure(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6] == "1")))
     else:
-        main()
+        main(gpu_only="--gpu-only" in sys.argv[1:])
