@@ -62,3 +62,17 @@ def test_decoding_alone_reads_every_frame_of_the_sample():
     from tracker.bench import SAMPLE_CLIP, decode_only
     whole, part = decode_only(SAMPLE_CLIP), decode_only(SAMPLE_CLIP, max_frames=10)
     assert whole["frames"] == 472 and part["frames"] == 10 and whole["fps"] > 0
+
+
+def test_a_child_s_peak_memory_is_its_own_not_that_of_the_process_that_started_it(tmp_path):
+    """Linux keeps a parent's ru_maxrss in a child it starts: a small command run from a big
+    process must still measure small (VmHWM), and so must this process's own peak."""
+    import sys
+    from tracker.bench import peak_rss_mb, process_run, vmhwm_mb
+    ballast = bytearray(400 * 2**20)
+    ballast[::4096] = b"\1" * len(ballast[::4096])                     # resident, not just reserved
+    code = "import time, sys; open(sys.argv[1], 'w').write('h\\n1\\n'); time.sleep(0.3)"
+    run = process_run([sys.executable, "-c", code, str(tmp_path / "o.csv")], tmp_path / "o.csv")
+    assert run["returncode"] == 0 and 5 < run["peak_rss_mb"] < 200
+    assert peak_rss_mb() == vmhwm_mb() >= 400
+    del ballast

@@ -34,7 +34,6 @@ MEMBERS = 1000          # membership-set size per training row at K = 140,000 (s
 
 def measure(kind: str, k: int, threads: int, device: str = "cpu", amp: bool = False) -> dict:
     """One measurement in this process (called in a child); ``amp``: bf16 autocast (CUDA)."""
-    import resource
     import numpy as np
     import torch
     sys.path.insert(0, str(REPO))
@@ -114,13 +113,13 @@ def measure(kind: str, k: int, threads: int, device: str = "cpu", amp: bool = Fa
     if device == "cuda":
         out["cuda_peak_MB"] = torch.cuda.max_memory_allocated() / 2**20
     out["rss_growth_MB"] = _rss_mb() - base          # the network, its buffers and (training) the optimizer
-    out["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_MB"] = _rss_mb("VmHWM")            # its own peak (ru_maxrss would also hold the parent's)
     return out
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
 
 
 def child(kind: str, k: int, threads: int, device: str = "cpu", amp: bool = False) -> dict:
