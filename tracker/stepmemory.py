@@ -17,10 +17,10 @@ KINDS = ("Parameter", "Gradient", "Optstate", "Activation", "Temp")
 
 def step_peak(model_cfg, num_classes: int, batch: int, amp: bool = False, members: int = 1000,
               fake: bool = True) -> dict[str, int]:
-    """Peak bytes of training steps by kind (``KINDS``, "Total"), over two steps (the first
-    creates the optimizer's state), as a snapshot at the moment of the peak. ``members``: classes per crop's membership
-    set (sizes are what count; fake tensors hold no indices). ``fake=False`` runs the same
-    step for real on the CPU (to check the measurement)."""
+    """Peak bytes by kind (``KINDS``, "Total") over two training steps (the first creates the
+    optimizer's state), as they stood at the peak. ``members``: classes in each crop's
+    membership set (only their number counts; fake tensors hold no indices). ``fake=False``
+    runs the same steps for real on the CPU (to check the measurement)."""
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.distributed._tools.mem_tracker import MemTracker

@@ -45,10 +45,10 @@ def _print_step_memory(cfg) -> int:
     batch = cfg.train.batch_size // cfg.train.accumulate
     members = min(k, 1000)
     print(f"{cfg.name}: K = {k:,} classes, {batch} crops of {cfg.model.crop_size} px per step and process, "
-          f"{cfg.model.backbone}, AdamW; membership sets of {members:,} classes per crop")
+          f"{cfg.model.backbone}, the multi-label loss over membership sets of {members:,} classes per crop, AdamW")
     for amp in (False, True):
         peak = step_peak(cfg.model, k, batch, amp, members)
-        parts = ", ".join(f"{name.lower()} {peak[kind] / 2**30:.2f}" for name, kind in
+        parts = ", ".join(f"{name} {peak[kind] / 2**30:.2f}" for name, kind in
                           zip(("parameters", "gradients", "optimizer", "activations", "temporaries"), KINDS))
         print(f"  {'bf16 autocast' if amp else 'fp32':<14} peak {peak['Total'] / 2**30:6.2f} GiB ({parts})")
     print("Tensors only: a CUDA device adds its context (about 0.5 GiB), cuDNN's workspace and the allocator's "
