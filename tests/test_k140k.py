@@ -18,8 +18,7 @@ def config(shared_data, **sections):
     return load_config(CONFIG, overrides)
 
 
-def test_the_config_builds_140000_exemplar_classes(shared_data):
-    cfg = config(shared_data)
+def assert_140000_distinct_exemplar_classes(cfg):
     faces = load_faces(cfg.data.root, cfg.data.train_sets)
     train_faces, _ = split_by_photo(faces, cfg.data.val_fraction, cfg.data.split_seed)
     bank = template_bank(train_faces, cfg.classes)
@@ -27,6 +26,10 @@ def test_the_config_builds_140000_exemplar_classes(shared_data):
     classes = exemplar_subset(bank, cfg.classes.k, cfg.classes.seed)
     assert classes.shape == (140_000, 68, 2)
     assert len(np.unique(classes.reshape(len(classes), -1), axis=0)) == 140_000     # no exemplar twice
+
+
+def test_the_config_builds_140000_exemplar_classes(shared_data):
+    assert_140000_distinct_exemplar_classes(config(shared_data))
 
 
 def test_a_tiny_version_of_the_same_config_trains_on_the_cpu(shared_data, tmp_path):
@@ -49,9 +52,4 @@ def test_the_cpu_comparison_config_is_the_default_recipe_with_only_k_changed(sha
         cfg["classes"].pop("k")
         cfg["classes"].pop("perturbed_copies")
     assert wide == default
-    cfg = load_config("configs/k140k-cpu.yaml", root)
-    faces = load_faces(cfg.data.root, cfg.data.train_sets)
-    train_faces, _ = split_by_photo(faces, cfg.data.val_fraction, cfg.data.split_seed)
-    classes = exemplar_subset(template_bank(train_faces, cfg.classes), cfg.classes.k, cfg.classes.seed)
-    assert classes.shape == (140_000, 68, 2)
-    assert len(np.unique(classes.reshape(len(classes), -1), axis=0)) == 140_000
+    assert_140000_distinct_exemplar_classes(load_config("configs/k140k-cpu.yaml", root))

@@ -3,6 +3,7 @@ bytes as the step run for real, the head's share growing with K, and `facetrack 
 import dataclasses
 
 import pytest
+import yaml
 
 from tests.clips import tiny_face_folder
 from tracker.cli import main
@@ -29,12 +30,14 @@ def test_the_head_its_gradient_and_optimizer_state_grow_with_k():
     assert large["Total"] - small["Total"] >= 3 * head_bytes
 
 
+def _tiny_settings(root, **classes) -> dict:
+    return {"name": "tiny", "data": {"root": str(root), "train_sets": ["faces"], "val_fraction": 0.3},
+            "classes": {"kind": "exemplar", "perturbed_copies": 2, **classes},
+            "model": {"crop_size": 32, "embedding": 8}, "train": {"batch_size": 4}}
+
+
 def _tiny_config(root, **classes):
-    return config_from_dict({"name": "tiny", "data": {"root": str(root), "train_sets": ["faces"],
-                                                      "val_fraction": 0.3},
-                             "classes": {"kind": "exemplar", "perturbed_copies": 2, **classes},
-                             "model": {"crop_size": 32, "embedding": 8},
-                             "train": {"batch_size": 4}})
+    return config_from_dict(_tiny_settings(root, **classes))
 
 
 def test_class_count_matches_the_template_bank(tmp_path, face):
@@ -48,9 +51,7 @@ def test_class_count_matches_the_template_bank(tmp_path, face):
 def test_train_memory_prints_the_peaks_without_training(tmp_path, face, capsys):
     root = tiny_face_folder(tmp_path / "data", face)
     config = tmp_path / "tiny.yaml"
-    config.write_text(f"name: tiny\ndata: {{root: {root}, train_sets: [faces], val_fraction: 0.3}}\n"
-                      "classes: {kind: exemplar, k: 5000}\nmodel: {crop_size: 32, embedding: 8}\n"
-                      "train: {batch_size: 4}\n")
+    config.write_text(yaml.safe_dump(_tiny_settings(root, k=5000)))
     assert main(["train", "--config", str(config), "--memory", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert "K = 5,000 classes, 4 crops of 32 px" in out

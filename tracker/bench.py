@@ -162,8 +162,8 @@ def process_run(argv: list[str], csv_path, poll: float = 0.005, timeout: float =
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)      # reaps it with its own rusage
             if pid:
                 break
-            # its own high-water mark while it runs: its rusage's ru_maxrss would also hold ours
-            seen = max(filter(None, (seen, vmhwm_mb(child.pid))), default=None)
+            # its own high-water mark (it only grows) while it runs: its ru_maxrss would also hold ours
+            seen = vmhwm_mb(child.pid) or seen
             if first is None and _has_a_row(path):
                 first = time.perf_counter() - start
             if time.perf_counter() - start > timeout:

@@ -200,10 +200,9 @@ def main(gpu_only: bool = False) -> None:
             print(json.dumps(rows[-1]), flush=True)
     cpu_rows = [r for r in rows if r["device"] == "cpu"]
     machine = old.get("machine") or f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    machine = machine.split(", no GPU")[0]
     gpu = f"{torch.cuda.get_device_name(0)}" + (" (on another machine than the CPU rows)" if gpu_only else "") \
         if cuda else "no GPU"
-    (HERE / "results.json").write_text(json.dumps({"machine": f"{machine}, {gpu}", "rows": rows}, indent=1) + "\n")
+    (HERE / "results.json").write_text(json.dumps({"machine": machine, "gpu": gpu, "rows": rows}, indent=1) + "\n")
     text = f"Machine: {machine}, {gpu}.\n\n" + table(cpu_rows) + "\n"
     if cuda:
         text += "\n" + gpu_table([r for r in rows if r["device"] == "cuda"]) + "\n"

@@ -69,12 +69,19 @@ def build() -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "model.pt"
     model.save(path)
+    borrow_packaged_trees(path, nearest, with_box=True)
+    shutil.copy(confidence_path(DEFAULT_MODEL), confidence_path(path))
+    return path
+
+
+def borrow_packaged_trees(path, nearest: np.ndarray, with_box: bool = False) -> None:
+    """Write the packaged cascade beside the model at ``path``, class k taking the cluster of
+    packaged class ``nearest[k]`` (the trees read the image, not the network); the packaged
+    detection refinement too when ``with_box`` (it reads the network's features)."""
     refiners = load_refiners(DEFAULT_MODEL)
     cascade = refiners["cascade"]
     cascade = dataclasses.replace(cascade, class_cluster=np.asarray(cascade.class_cluster)[nearest])
-    save_refiners(path, cascade, refiners.get("box"))
-    shutil.copy(confidence_path(DEFAULT_MODEL), confidence_path(path))
-    return path
+    save_refiners(path, cascade, refiners.get("box") if with_box else None)
 
 
 def main() -> None:

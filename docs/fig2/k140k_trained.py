@@ -23,14 +23,11 @@ the 2-core CPU; writes k140k_trained.json here and prints the tables)
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -42,9 +39,10 @@ from tracker.config import TemporalConfig, config_from_dict  # noqa: E402
 from tracker.data import jittered_crops, load_faces, split_by_photo  # noqa: E402
 from tracker.evaluation import evaluate  # noqa: E402
 from tracker.hmm import pose_transitions  # noqa: E402
-from tracker.model import DEFAULT_MODEL, confidence_path, load_model, load_refiners, save_refiners  # noqa: E402
+from tracker.model import DEFAULT_MODEL, confidence_path, load_model, load_refiners  # noqa: E402
 from tracker.poses import nearest_template  # noqa: E402
 from tracker.train import validate  # noqa: E402
+from k140k_hmm import borrow_packaged_trees  # noqa: E402  (this folder's)
 
 SHARED = REPO.parent / "shared" / "data"
 HELEN_TEST = SHARED / "300w-subset" / "helen-test"
@@ -63,11 +61,8 @@ def prepare(path: Path) -> None:
         model.save(path)
         print(f"pose graph: {len(trans.indices):,} edges in {time.perf_counter() - tick:.1f} s", flush=True)
     if not load_refiners(path):
-        base = load_model(DEFAULT_MODEL, "cpu", "torch")
-        nearest, _ = nearest_template(model.templates, base.templates)
-        cascade = load_refiners(DEFAULT_MODEL)["cascade"]
-        cascade = dataclasses.replace(cascade, class_cluster=np.asarray(cascade.class_cluster)[nearest])
-        save_refiners(path, cascade, None)
+        nearest, _ = nearest_template(model.templates, load_model(DEFAULT_MODEL, "cpu", "torch").templates)
+        borrow_packaged_trees(path, nearest)
     if not confidence_path(path).is_file():
         subprocess.run([*FACETRACK, "calibrate", "--model", str(path), "--confidence"], check=True)
 
