@@ -1,7 +1,7 @@
 """Numba kernels of the K-state pose HMM (paper Sec. 3.4, "Temporal Smoothing").
 
 Pure functions over contiguous arrays; validation, dtype coercion and error messages
-live in the wrappers of :mod:`tracker.hmm`. Everything is in the log domain. State ids
+live in the wrappers of :mod:`tracker.temporal.hmm`. Everything is in the log domain. State ids
 are int32 in the CSR arrays and the back-pointers, int64 elsewhere (never uint16: a
 140,000-state model is the target).
 
@@ -37,7 +37,7 @@ NEG_INF = -np.inf
 def symmetric_knn_transitions(nbr, dist, sigma):
     """Symmetrised kNN graph with Gaussian weights normalised per source, CSR by destination.
 
-    ``nbr`` (K, w) int64 and ``dist`` (K, w) float32 are :func:`tracker.poses.knn_graph`
+    ``nbr`` (K, w) int64 and ``dist`` (K, w) float32 are :func:`tracker.distribution.poses.knn_graph`
     rows: column 0 is the state itself (distance 0), then its w - 1 nearest. The graph
     has an edge i <-> j when either is among the other's nearest, plus every self-loop.
     Weights exp(-d^2 / (2 sigma^2)) are normalised over each source's edges.

@@ -2,7 +2,7 @@
 
 A median-split k-d tree over a low-dimensional lower-bound space, searched block-wise
 in parallel; candidates are refined with exact float64 distances. Validation and the
-choice of the lower-bound space live in :func:`tracker.poses.knn_graph`, which builds
+choice of the lower-bound space live in :func:`tracker.distribution.poses.knn_graph`, which builds
 the HMM's pose-neighbour graph with it. Only :func:`knn_search` uses ``parallel=True``;
 every ``prange`` iteration writes its own block of rows.
 """

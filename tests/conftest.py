@@ -1,4 +1,5 @@
-"""Shared fixtures: the ../shared data folder (skipped with a reason when absent)."""
+"""Shared fixtures: the ../shared data folder (its path: tests/shared.py; skipped with a reason
+when absent)."""
 from __future__ import annotations
 
 import os
@@ -7,17 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared import SHARED_DATA, absent_reason
 
 REPO = Path(__file__).resolve().parents[1]
 # caches the code keeps in the user's home (class poses of unpackaged models, Numba caches of
 # batch workers) go to a folder of this run instead, for the subprocesses too
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="facetrack-test-cache-")
-SHARED_DATA = Path(os.environ.get("FACETRACK_SHARED", REPO.parent / "shared")) / "data"
 
 
 def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"needs {path} (the shared data folder beside the repository); absent here")
+    reason = absent_reason(path)
+    if reason:
+        pytest.skip(reason)
     return path
 
 

@@ -1,4 +1,4 @@
-"""Slow references for the neighbour search (kernels/knn.py via tracker.poses.knn_graph)."""
+"""Slow references for the neighbour search (kernels/knn.py via tracker.distribution.poses.knn_graph)."""
 from __future__ import annotations
 
 import numpy as np

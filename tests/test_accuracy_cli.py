@@ -2,8 +2,8 @@
 import re
 
 import cv2
-
 from clips import sample_face, shifted
+
 from tracker.cli import main
 from tracker.io.annotations import write_pts
 

@@ -5,8 +5,15 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.annotate import (SUGGESTED_COLOUR, AnnotationSession, ImageItems, VideoItems, check_out, default_out,
-                              open_items)
+from tracker.apps.annotate import (
+    SUGGESTED_COLOUR,
+    AnnotationSession,
+    ImageItems,
+    VideoItems,
+    check_out,
+    default_out,
+    open_items,
+)
 from tracker.errors import UsageError
 from tracker.io.annotations import read_300vw, read_pts
 from tracker.io.landmark_csv import read_landmark_csv
@@ -240,7 +247,7 @@ def test_three_suggested_clicks_lower_the_error_on_helen(tracker, helen_test, tm
     """Six HELEN-test photos (human labels): clicking the true position of the suggested
     landmark three times lowers the mean NME (the packaged model is already good there:
     about 0.0174 -> 0.0169 on the first 20 photos)."""
-    from tracker.metrics import nme
+    from tracker.evaluation.metrics import nme
     images = sorted(helen_test.glob("*.jpg"))[:6]
     folder = tmp_path / "helen"
     folder.mkdir()

@@ -9,15 +9,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from clips import moving_face_frames, write_clip
 
 import tracker
-from clips import moving_face_frames, write_clip
 from tracker.cli.track import main as track_main
 from tracker.config import ConfigError
+from tracker.evaluation.metrics import nme
 from tracker.io.annotations import write_pts
 from tracker.io.landmark_csv import LandmarkCsvWriter
 from tracker.io.sources import SourceError, VideoSource
-from tracker.metrics import nme
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,10 +4,17 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tracker.augment import (AugmentConfig, augment_sample, crop_sample, flip_box,
-                             flip_sample, jitter_box, random_similarity)
-from tracker.crop import crop_matrix, transform_points, warp_crop
-from tracker.shapes import MIRROR, landmark_box
+from tracker.config import AugmentConfig
+from tracker.geometry.crop import crop_matrix, transform_points, warp_crop
+from tracker.geometry.shapes import MIRROR, landmark_box
+from tracker.training.augment import (
+    augment_sample,
+    crop_sample,
+    flip_box,
+    flip_sample,
+    jitter_box,
+    random_similarity,
+)
 
 H, W, S = 200, 240, 96
 GEOMETRY_ONLY = dataclasses.replace(AugmentConfig.off(), rotate_deg=15.0, scale=0.1,

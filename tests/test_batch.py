@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.clips import moving_face_frames, write_clip
-from tracker.batch import (LocalPool, Settings, find_videos, plan_jobs, read_manifest, run_batch, run_job,
-                           seed_numba_cache)
+from tracker.apps.batch import (
+    LocalPool,
+    Settings,
+    find_videos,
+    plan_jobs,
+    read_manifest,
+    run_batch,
+    run_job,
+    seed_numba_cache,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,7 +134,7 @@ def test_the_command_end_to_end_and_its_bad_inputs(tmp_path, videos):
 def test_the_ray_executor_runs_the_same_jobs(tmp_path, videos):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install facetrack[ray]); the Ray executor "
                                             "is tested where it is")
-    from tracker.batch import RayPool
+    from tracker.apps.batch import RayPool
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}})
     try:

@@ -19,7 +19,8 @@ def test_bad_bench_arguments(args, message, capsys):
 
 def test_a_whole_process_is_timed_to_its_first_row_and_its_peak_memory_read(tmp_path):
     import sys
-    from tracker.bench import process_run
+
+    from tracker.evaluation.bench import process_run
     csv = tmp_path / "o.csv"
     code = ("import time, sys; f = open(sys.argv[1], 'w'); f.write('h\\n'); f.flush(); time.sleep(0.3);"
             "f.write('1\\n'); f.flush(); x = bytearray(60 * 2**20); time.sleep(0.3); f.write('2\\n')")
@@ -34,7 +35,8 @@ def test_a_whole_process_is_timed_to_its_first_row_and_its_peak_memory_read(tmp_
 def test_the_tracker_and_the_dlib_loop_run_as_processes(tmp_path):
     import pytest
     from clips import moving_face_frames, write_clip
-    from tracker.bench import dlib_command, process_run, tracker_command
+
+    from tracker.evaluation.bench import dlib_command, process_run, tracker_command
     clip = write_clip(tmp_path / "m.mkv", moving_face_frames(3, step=2.0)[0])
     ours = process_run(tracker_command(clip, tmp_path / "a.csv", ("--device", "cpu")), tmp_path / "a.csv")
     assert ours["returncode"] == 0 and ours["rows"] == 3, ours["stderr"]
@@ -48,8 +50,9 @@ def test_the_tracker_and_the_dlib_loop_run_as_processes(tmp_path):
 
 def test_the_multi_face_clip_pans_over_several_faces(shared_data, tmp_path):
     import av
+
     from tracker.api import Tracker
-    from tracker.bench import multi_face_clip
+    from tracker.evaluation.bench import multi_face_clip
     clip = multi_face_clip(shared_data / "images" / "multi_face.jpg", tmp_path / "m.mp4", frames=12)
     with av.open(str(clip)) as container:
         frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
@@ -59,7 +62,7 @@ def test_the_multi_face_clip_pans_over_several_faces(shared_data, tmp_path):
 
 
 def test_decoding_alone_reads_every_frame_of_the_sample():
-    from tracker.bench import SAMPLE_CLIP, decode_only
+    from tracker.evaluation.bench import SAMPLE_CLIP, decode_only
     whole, part = decode_only(SAMPLE_CLIP), decode_only(SAMPLE_CLIP, max_frames=10)
     assert whole["frames"] == 472 and part["frames"] == 10 and whole["fps"] > 0
 
@@ -68,7 +71,8 @@ def test_a_child_s_peak_memory_is_its_own_not_that_of_the_process_that_started_i
     """Linux keeps a parent's ru_maxrss in a child it starts: a small command run from a big
     process must still measure small (VmHWM), and so must this process's own peak."""
     import sys
-    from tracker.bench import peak_rss_mb, process_run, vmhwm_mb
+
+    from tracker.evaluation.bench import peak_rss_mb, process_run, vmhwm_mb
     ballast = bytearray(400 * 2**20)
     ballast[::4096] = b"\1" * len(ballast[::4096])                     # resident, not just reserved
     code = "import time, sys; open(sys.argv[1], 'w').write('h\\n1\\n'); time.sleep(0.3)"

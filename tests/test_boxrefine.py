@@ -2,10 +2,16 @@
 import numpy as np
 import torch
 
-from tracker.boxrefine import (BoxRefiner, embed_crops, fit_box_refiner, fit_ridge, offset_iou,
-                               shift_boxes)
-from tracker.detect import BoxCalibration, iou
-from tracker.shapes import landmark_box
+from tracker.detection.box_refinement import (
+    BoxRefiner,
+    embed_crops,
+    fit_box_refiner,
+    fit_ridge,
+    offset_iou,
+    shift_boxes,
+)
+from tracker.detection.detectors import BoxCalibration, iou
+from tracker.geometry.shapes import landmark_box
 
 
 def _boxes(rng, n):
@@ -59,7 +65,7 @@ def test_refiner_dict_round_trip(tmp_path):
 
 
 def test_embed_gives_forward_scores_bit_identical():
-    from tracker.model import load_model
+    from tracker.classifier.model import load_model
     net = load_model().network
     crops = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8))
     with torch.inference_mode():
@@ -69,10 +75,10 @@ def test_embed_gives_forward_scores_bit_identical():
 
 
 def test_refiner_fitted_on_real_faces_moves_a_shifted_box_back(shared_data):
-    from tracker.data import load_faces, split_by_photo
-    from tracker.detect import default_detector
-    from tracker.landmarker import Landmarker
-    from tracker.model import load_model
+    from tracker.classifier.model import load_model
+    from tracker.detection.detectors import default_detector
+    from tracker.inference.landmarker import Landmarker
+    from tracker.training.data import load_faces, split_by_photo
     torch.set_num_threads(1)
     train, val = split_by_photo(load_faces(shared_data / "300w-subset", ["afw"]), 0.1, 0)
     landmarker = Landmarker(load_model(), [default_detector("auto", upsample=0)])

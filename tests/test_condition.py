@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from tracker.condition import Click, condition, expected_errors, next_click
-from tracker.shapes import from_canonical
+from tracker.distribution.clicks import Click, condition, expected_errors, next_click
+from tracker.geometry.shapes import from_canonical
 
 BOX = np.array([0.0, 0.0, 100.0, 100.0])        # canonical (u, v) -> pixels 50 + 100 (u, v)
 
@@ -54,16 +54,16 @@ def test_the_suggested_click_is_the_landmark_the_classes_disagree_on():
 def test_clicks_lower_the_error_on_sample_frames(sample_clip):
     """Classification alone on 15 frames of the bundled clip (its dlib pseudo-labels): a click
     on the true nose tip, and one on the suggested landmark, both lower the mean NME."""
-    from tracker.detect import detector_chain
+    from tracker.classifier.model import load_model
+    from tracker.detection.detectors import detector_chain
+    from tracker.evaluation.metrics import nme
+    from tracker.inference.landmarker import Landmarker
     from tracker.io.annotations import read_300vw
     from tracker.io.sources import VideoSource
-    from tracker.landmarker import Landmarker
-    from tracker.metrics import nme
-    from tracker.model import load_model
     torch.set_num_threads(1)
     model = load_model()
     labels = read_300vw(sample_clip).landmarks
-    landmarker = Landmarker(model, detector_chain("auto", upsample=0), keep_log_probs=True, refine=False)
+    landmarker = Landmarker(model, detector_chain("auto", upsample=0), keep_log_probs=True, regressors="off", box_refinement=False)
     errors = []
     for frame in itertools.islice(VideoSource(sample_clip / "vid.mp4"), 0, 472, 32):
         est, truth = landmarker(frame.image)[0], labels[frame.index]

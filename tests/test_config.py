@@ -1,6 +1,11 @@
 import pytest
 
-from tracker.config import ConfigError, config_from_dict, load_config, load_refine_config
+from tracker.config import (
+    ConfigError,
+    config_from_dict,
+    load_config,
+    load_fit_config,
+)
 
 
 def test_defaults_and_overrides():
@@ -32,7 +37,8 @@ def test_bad_values_are_rejected_with_the_key(values, message):
 
 def test_every_committed_config_loads():
     from pathlib import Path
-    from tracker.sweep import grid_configs, load_sweep
+
+    from tracker.training.sweep import grid_configs, load_sweep
     root = Path(__file__).parents[1] / "configs"
     configs = sorted(root.glob("*.yaml"))
     assert configs
@@ -40,7 +46,7 @@ def test_every_committed_config_loads():
         if path.name == "track.yaml":
             continue                     # tracking settings, not a training run (tested below)
         if path.name.startswith("refine-"):
-            load_refine_config(path)     # regressors for a classifier (facetrack refine)
+            load_fit_config(path)     # regressors for a classifier (facetrack fit)
             continue
         load_config(path)
     for path in sorted((root / "sweeps").glob("*.yaml")):
@@ -52,26 +58,28 @@ def test_refine_config_rejects_the_test_set_and_bad_values(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("data:\n  train_sets: [afw, helen-test]\n")
     with pytest.raises(ConfigError, match="helen-test, the test set"):
-        load_refine_config(path)
+        load_fit_config(path)
     path.write_text("cascade:\n  shrinkage: 0\n")
     with pytest.raises(ConfigError, match="cascade.shrinkage: must be greater than 0"):
-        load_refine_config(path)
+        load_fit_config(path)
     path.write_text("cascade:\n  tress: 10\n")
     with pytest.raises(ConfigError, match="did you mean 'trees'"):
-        load_refine_config(path)
+        load_fit_config(path)
     path.write_text("role: photo\n")
     with pytest.raises(ConfigError, match="role: expected one of video, stills, got 'photo'"):
-        load_refine_config(path)
+        load_fit_config(path)
 
 
 def test_track_yaml_matches_the_built_in_defaults():
     from pathlib import Path
+
     from tracker.config import TrackConfig, load_track_config
     assert load_track_config(Path(__file__).resolve().parents[1] / "configs" / "track.yaml") == TrackConfig()
 
 
 def test_track_config_rejects_unknown_keys_and_bad_types():
     import pytest
+
     from tracker.config import ConfigError, load_track_config
     with pytest.raises(ConfigError, match="did you mean 'batch_size'"):
         load_track_config(None, {"tracking": {"batchsize": 4}})

@@ -1,20 +1,18 @@
 """Shot changes: the cut detector, and what tracking does at a cut."""
 import dataclasses
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from clips import MULTI_SHOT_PIECES, multi_shot_frames, write_clip
+from shared import SHARED_DATA, needs_shared
 from test_temporal import face, frame, hmm_parts  # noqa: F401  (hmm_parts is a fixture)
-from tracker.cuts import changed_fraction, frame_summary, is_cut, mark_cuts
-from tracker.io.sources import Frame
-from tracker.temporal import HmmStage, ThreeFrameSmoother
 
-SHARED = Path(os.environ.get("FACETRACK_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-VIDEOS = SHARED / "data" / "videos"
-STILL = SHARED / "data" / "300w-subset" / "helen-train" / "100032540_1.jpg"
+from tracker.inference.cuts import changed_fraction, frame_summary, is_cut, mark_cuts
+from tracker.io.sources import Frame
+from tracker.temporal.stage import HmmStage, ThreeFrameSmoother
+
+VIDEOS = SHARED_DATA / "videos"
+STILL = SHARED_DATA / "300w-subset" / "helen-train" / "100032540_1.jpg"
 
 
 def _frames(images):
@@ -74,13 +72,13 @@ def tracker():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not VIDEOS.is_dir() or not STILL.is_file(), reason=f"shared clips not found at {VIDEOS}")
+@needs_shared(VIDEOS, STILL)
 def test_multi_shot_clip_cuts_ids_and_failures(tracker, tmp_path):
     """The two shared clips in pieces, interleaved, with a still photo held for a second:
     cuts found at every piece's start, no id on two people, and failures no worse than the
     pieces tracked in their own clips (+0.5 points)."""
-    from tracker.identity import FaceIdentity
-    from tracker.metrics import failure_rate, nme
+    from tracker.detection.identity import FaceIdentity
+    from tracker.evaluation.metrics import failure_rate, nme
     frames, points, piece_of, origin = multi_shot_frames(VIDEOS, STILL)
     path = write_clip(tmp_path / "multi.mp4", frames, fps=24, codec="libx264", options={"crf": "18"})
 

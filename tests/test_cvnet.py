@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from tracker.checkpoint import CheckpointError, read_checkpoint
+from tracker.classifier.checkpoint import CheckpointError, read_checkpoint
+from tracker.classifier.inputs import PIXEL_MEAN_BGR, PIXEL_STD_BGR
+from tracker.classifier.model import DEFAULT_MODEL, load_model, regressors_path
+from tracker.classifier.network import PoseClassifier
+from tracker.classifier.opencv_network import MAX_BATCH, CvClassifier
 from tracker.config import ModelConfig
-from tracker.cvnet import MAX_BATCH, CvClassifier
-from tracker.model import DEFAULT_MODEL, PIXEL_MEAN_BGR, PIXEL_STD_BGR, load_model, refine_path
-from tracker.network import PoseClassifier
-from tracker.posterior import top_k_posterior
+from tracker.distribution.posterior import top_k_posterior
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,10 +49,10 @@ def test_cv2_dnn_gives_the_torch_scores_and_embeddings(backbone, size):
 
 
 def test_the_packaged_model_classifies_real_crops_alike_on_both_backends(sample_clip):
+    from tracker.geometry.shapes import landmark_box
+    from tracker.inference.landmarker import Landmarker
     from tracker.io.annotations import read_300vw
     from tracker.io.sources import VideoSource
-    from tracker.landmarker import Landmarker
-    from tracker.shapes import landmark_box
     labels = read_300vw(sample_clip).landmarks
     frames = [f for f, _ in zip(VideoSource(sample_clip / "vid.mp4", threads=1), range(40))][::8]
     results = {}
@@ -74,7 +75,7 @@ def test_numpy_top_k_is_torch_top_k():
 
 
 def test_the_checkpoint_reader_is_torch_load_without_torch():
-    for path in (DEFAULT_MODEL, refine_path(DEFAULT_MODEL)):
+    for path in (DEFAULT_MODEL, regressors_path(DEFAULT_MODEL)):
         ours, theirs = read_checkpoint(path), torch.load(path, weights_only=True)
         _assert_same(ours, theirs, str(path.name))
 
@@ -130,6 +131,7 @@ def test_tracking_on_the_cpu_never_imports_torch(sample_clip):
 
 def test_thread_counts_are_chosen_per_backend(monkeypatch):
     import os
+
     from tracker.api import network_threads
     monkeypatch.setattr(os, "cpu_count", lambda: 6)
     assert network_threads(0, "torch") == 1 and network_threads(0, "opencv") == 6

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from tracker.detect import detector_chain
+from tracker.classifier.model import DEFAULT_MODEL, load_model
+from tracker.detection.detectors import detector_chain
+from tracker.evaluation.metrics import nme
+from tracker.inference.landmarker import Landmarker
 from tracker.io.annotations import read_300vw
 from tracker.io.sources import VideoSource
-from tracker.landmarker import Landmarker
-from tracker.metrics import nme
-from tracker.model import DEFAULT_MODEL, load_model
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_packaged_model_is_small_and_complete(model):
 
 def test_box_from_own_landmarks_is_calibrated(model, face):
     """Our estimates run ~2.6 % small (fitted on the validation split); tracking crops undo that."""
-    from tracker.shapes import box_center_size, landmark_box
+    from tracker.geometry.shapes import box_center_size, landmark_box
     cal = model.calibration["landmarks"]
     assert 1.0 < np.exp(cal["b"]) < 1.06 and cal["ax"] == 0.0
     landmarker = Landmarker(model)
@@ -78,7 +78,8 @@ def test_fallback_detector_only_on_still_images_the_chain_misses(model, sample_c
 
 def test_calibrate_landmark_boxes_fits_scale_only(model, sample_clip):
     from types import SimpleNamespace
-    from tracker.train import calibrate_landmark_boxes
+
+    from tracker.training.classifier import calibrate_landmark_boxes
     labels = read_300vw(sample_clip).landmarks
     faces = [SimpleNamespace(image=f.image, landmarks=labels[f.index])
              for f in itertools.islice(VideoSource(sample_clip / "vid.mp4"), 0, 40, 10)]
@@ -87,7 +88,7 @@ def test_calibrate_landmark_boxes_fits_scale_only(model, sample_clip):
 
 
 def test_model_stores_the_hmm_transitions(model):
-    from tracker.hmm import model_transitions
+    from tracker.temporal.hmm import model_transitions
     stored = model.transitions
     assert stored["n"] == 32 and stored["sigma"] > 0
     tr = model_transitions(model, 32)
@@ -101,11 +102,12 @@ def test_default_pruning_decodes_the_exact_path_on_real_frames(sample_clip):
     """The configured top-M pruning keeps the exact Viterbi path on the classifier's own
     distributions, here 80 sample frames with a grey block over the face in 20 of them."""
     import dataclasses
+
     from tracker.api import Tracker
     from tracker.config import TemporalConfig, TrackConfig, TrackingConfig
-    from tracker.pipeline import track_frames
-    from tracker.shapes import bounding_box
-    from tracker.hmm import FixedLagDecoder, model_transitions, viterbi
+    from tracker.geometry.shapes import bounding_box
+    from tracker.inference.pipeline import track_frames
+    from tracker.temporal.hmm import FixedLagDecoder, model_transitions, viterbi
     labels = read_300vw(sample_clip).landmarks
 
     def frames():
@@ -136,10 +138,10 @@ def test_default_pruning_decodes_the_exact_path_on_real_frames(sample_clip):
 
 
 def test_packaged_regressors_fit_the_budget_and_load(model):
-    from tracker.boxrefine import BoxRefiner
-    from tracker.model import refine_path
-    from tracker.refine import ShapeCascade
-    files = [DEFAULT_MODEL, refine_path(DEFAULT_MODEL), refine_path(DEFAULT_MODEL, "stills")]
+    from tracker.classifier.model import regressors_path
+    from tracker.detection.box_refinement import BoxRefiner
+    from tracker.regressors.cascade import ShapeCascade
+    files = [DEFAULT_MODEL, regressors_path(DEFAULT_MODEL), regressors_path(DEFAULT_MODEL, "stills")]
     total = sum(path.stat().st_size for path in DEFAULT_MODEL.parent.iterdir() if path.is_file())
     assert all(path.is_file() for path in files), files
     assert total <= 60 * 2**20, total                      # every model file together
@@ -150,13 +152,13 @@ def test_packaged_regressors_fit_the_budget_and_load(model):
 def test_regressors_improve_unseen_faces(model, shared_data):
     """Validation faces of the split (seen by neither the classifier nor the regressors),
     from their ground-truth boxes jittered: the regressors lower the mean error."""
-    from tracker.data import load_faces, split_by_photo
-    from tracker.detect import BoxCalibration
-    from tracker.shapes import landmark_box
+    from tracker.detection.detectors import BoxCalibration
+    from tracker.geometry.shapes import landmark_box
+    from tracker.training.data import load_faces, split_by_photo
     _, val = split_by_photo(load_faces(shared_data / "300w-subset", ["afw", "helen-train", "lfpw-train"]), 0.1, 0)
     rng = np.random.default_rng(0)
     spread = BoxCalibration.from_dict(model.calibration["dlib"]).spread
-    plain, refined = Landmarker(model, refine=False), Landmarker(model)
+    plain, refined = Landmarker(model, regressors="off", box_refinement=False), Landmarker(model)
     before, after = [], []
     for face in val[::8]:
         box = landmark_box(face.landmarks)

@@ -1,27 +1,35 @@
 """Detectors, box matching and calibration."""
 import json
-import os
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import shared
 
-from tracker.detect import (BoxCalibration, Detector, DetectorUnavailable, DlibCnnDetector,
-                            DlibHogDetector, HaarDetector, default_detector, detector_chain,
-                            dlib_available, fallback_detectors, fit_calibration, iou,
-                            match_detections)
-from tracker.shapes import landmark_box
+from tracker.detection.detectors import (
+    BoxCalibration,
+    Detector,
+    DetectorUnavailable,
+    DlibCnnDetector,
+    DlibHogDetector,
+    HaarDetector,
+    default_detector,
+    detector_chain,
+    dlib_available,
+    fallback_detectors,
+    fit_calibration,
+    iou,
+    match_detections,
+)
+from tracker.geometry.shapes import landmark_box
 
-# ../shared beside the repository, or $FACETRACK_SHARED (as in conftest.py).
-SHARED = Path(os.environ.get("FACETRACK_SHARED",
-                           Path(__file__).resolve().parents[2] / "shared"))
-IMAGES = SHARED / "data" / "images"
-AFW = SHARED / "data" / "300w-subset" / "afw"
+IMAGES = shared.SHARED_DATA / "images"
+AFW = shared.SHARED_DATA / "300w-subset" / "afw"
 
-needs_shared = pytest.mark.skipif(not IMAGES.is_dir(),
-                                  reason=f"shared test data not found at {IMAGES}")
+needs_shared = shared.needs_shared(IMAGES)
+needs_afw = shared.needs_shared(AFW)
 needs_dlib = pytest.mark.skipif(not dlib_available(), reason="dlib (dlib-bin) not importable")
 
 
@@ -165,7 +173,8 @@ def test_dlib_finds_one_and_four_faces():
 @needs_dlib
 def test_the_cached_frontal_face_detector_is_dlib_s_own(monkeypatch, tmp_path):
     import dlib
-    from tracker import detect
+
+    from tracker.detection import detectors as detect
     from tracker.io.sources import VideoSource
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     built = detect.frontal_face_detector(dlib)                  # built, and saved
@@ -191,7 +200,7 @@ def _cnn_available() -> bool:
 
 
 @needs_dlib
-@pytest.mark.skipif(not AFW.is_dir(), reason=f"300-W subset not found at {AFW}")
+@needs_afw
 @pytest.mark.skipif(not dlib_available() or not _cnn_available(),
                     reason="dlib's CNN detector weights (face-recognition-models) not installed")
 def test_cnn_fallback_finds_a_turned_face_the_chain_misses():
@@ -219,7 +228,7 @@ def test_fallback_names(monkeypatch):
 
 @pytest.mark.slow
 @needs_dlib
-@pytest.mark.skipif(not AFW.is_dir(), reason=f"300-W subset not found at {AFW}")
+@needs_afw
 def test_fit_calibration_on_afw_improves_overlap():
     paths = sorted(AFW.glob("*.jpg"))[:60]
     landmarks = [_read_pts(p.with_suffix(".pts")) for p in paths]

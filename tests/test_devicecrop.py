@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from tracker.crop import crop_batch
-from tracker.devicecrop import device_crops
+from tracker.geometry.crop import crop_batch
+from tracker.geometry.device_crop import device_crops
 
 torch = pytest.importorskip("torch")
 

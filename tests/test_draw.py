@@ -1,6 +1,6 @@
 import numpy as np
 
-from tracker.draw import annotate, face_colour
+from tracker.io.draw import annotate, face_colour
 
 
 def test_annotate_draws_in_the_face_colour_near_the_landmarks(face):

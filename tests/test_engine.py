@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tracker.config import TrackingConfig
-from tracker.engine import Engine, Track, _share_outside
+from tracker.inference.engine import Engine, Track, _share_outside
 from tracker.io.sources import Frame
 
 FRAME = Frame(1, 0.0, np.zeros((360, 640, 3), np.uint8))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tracker.cli.evaluate import main as evaluate_main
+from tracker.geometry.shapes import box_diagonal, interocular
 from tracker.io.annotations import read_pts, read_pts_folder, write_pts
 from tracker.io.landmark_csv import LandmarkCsvWriter
-from tracker.shapes import box_diagonal, interocular
 
 
 def _json(capsys, argv):

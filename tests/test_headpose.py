@@ -1,13 +1,13 @@
-"""Head pose of shapes, pose classes and class distributions (tracker.headpose)."""
+"""Head pose of shapes, pose classes and class distributions (tracker.distribution.head_pose)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tracker import headpose as hp
-from tracker.landmarker import mirror_canonical
-from tracker.model import load_model
-from tracker.shapes import MIRROR, NOSE_TIP
+from tracker.classifier.model import load_model
+from tracker.distribution import head_pose as hp
+from tracker.geometry.shapes import MIRROR, NOSE_TIP
+from tracker.inference.landmarker import mirror_canonical
 
 
 def mirrored(shapes: np.ndarray) -> np.ndarray:

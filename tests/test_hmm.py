@@ -1,13 +1,19 @@
-"""K-state pose HMM: kernels (kernels/hmm.py) and wrappers (tracker/hmm.py), each
+"""K-state pose HMM: kernels (kernels/hmm.py) and wrappers (tracker/temporal/hmm.py), each
 checked against the slow dense references in tests/naive_hmm.py."""
 import numpy as np
 import pytest
+from naive_hmm import dense_viterbi, fixed_lag_reference, path_score
+from naive_knn import brute_knn
+from naive_knn import structured_shapes as float64_shapes
 
 from kernels import hmm
-from naive_hmm import dense_viterbi, fixed_lag_reference, path_score
-from naive_knn import brute_knn, structured_shapes as float64_shapes
-from tracker.hmm import FixedLagDecoder, Transitions, decode_benchmark, pose_transitions, viterbi
-
+from tracker.temporal.hmm import (
+    FixedLagDecoder,
+    Transitions,
+    decode_benchmark,
+    pose_transitions,
+    viterbi,
+)
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -377,8 +383,9 @@ def test_decode_benchmark_on_given_transitions_and_pruned():
 
 def test_bench_times_the_model_graph_then_synthetic_sizes_exact_and_pruned():
     from types import SimpleNamespace
-    from tracker.bench import decoder_benchmarks
+
     from tracker.config import TemporalConfig
+    from tracker.evaluation.bench import decoder_benchmarks
     templates = np.random.default_rng(4).normal(size=(200, 68, 2)).astype(np.float32)
     model = SimpleNamespace(templates=templates, transitions=None)
     rows = decoder_benchmarks(model, TemporalConfig(neighbours=4, prune_top=20), [150])

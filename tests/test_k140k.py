@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from tracker.config import load_config
-from tracker.data import load_faces, split_by_photo, template_bank
-from tracker.train import exemplar_subset, train
+from tracker.training.classifier import exemplar_subset, train
+from tracker.training.data import load_faces, split_by_photo, template_bank
 
 CONFIG = "configs/k140k.yaml"
 

@@ -1,9 +1,9 @@
 """Exact k-nearest-neighbour search over pose templates (kernels/knn.py, through
-tracker.poses.knn_graph), against brute force."""
+tracker.distribution.poses.knn_graph), against brute force."""
 import numpy as np
-
 from naive_knn import brute_knn, structured_shapes
-from tracker import poses
+
+from tracker.distribution import poses
 
 
 def brute_knn_with_self(templates, n):

@@ -1,10 +1,14 @@
 import numpy as np
 import torch
 
-from tracker.data import canonical_to_crop, crop_to_canonical
-from tracker.landmarker import mirror_canonical, posterior_confidence
-from tracker.posterior import expected_shape, landmark_spread, top_k_posterior
-from tracker.shapes import flip_horizontal, landmark_box, to_canonical
+from tracker.distribution.posterior import (
+    expected_shape,
+    landmark_spread,
+    top_k_posterior,
+)
+from tracker.geometry.shapes import flip_horizontal, landmark_box, to_canonical
+from tracker.inference.landmarker import mirror_canonical, posterior_confidence
+from tracker.training.data import canonical_to_crop, crop_to_canonical
 
 
 def test_mirror_canonical_matches_flipping_the_crop(face):
@@ -35,10 +39,10 @@ def test_test_time_mirroring_makes_the_regressors_mirror_symmetric(sample_clip):
     """With flip_average the regressors average the face and its mirror image, so the
     mirrored image with the mirrored start gives exactly the mirrored result (the cascade
     alone does not)."""
+    from tracker.classifier.model import load_model
+    from tracker.inference.landmarker import Landmarker
     from tracker.io.annotations import read_pts
     from tracker.io.sources import VideoSource
-    from tracker.landmarker import Landmarker
-    from tracker.model import load_model
     model = load_model(None, "cpu", "opencv")
     image = next(iter(VideoSource(sample_clip / "vid.mp4"))).image
     start = read_pts(sample_clip / "annot" / "000001.pts")[None] + np.random.default_rng(0).normal(0, 2, (1, 68, 2))

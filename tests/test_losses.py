@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tracker import losses
-from tracker.poses import Membership
+from tracker.distribution.poses import Membership
+from tracker.training import losses
 
 # Three examples over K = 7 classes; row b lists M_b.
 SETS = [[0, 3], [6], [1, 2, 4, 5]]

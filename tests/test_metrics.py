@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tracker import metrics
+from tracker.evaluation import metrics
 
 
 def _face_with_diagonal_100():

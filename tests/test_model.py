@@ -3,9 +3,14 @@ import numpy as np
 import pytest
 import torch
 
+from tracker.classifier.model import (
+    LandmarkModel,
+    ModelError,
+    PoseClassifier,
+    load_model,
+)
 from tracker.config import ModelConfig
-from tracker.losses import loss_from_name
-from tracker.model import LandmarkModel, ModelError, PoseClassifier, load_model
+from tracker.training.losses import loss_from_name
 
 
 def _toy_batch(rng, n=32, size=32):

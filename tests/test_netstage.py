@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from tracker.config import CascadeConfig
-from tracker.netstage import CvShapeNet, NetStage, sample_bilinear
-from tracker.shapenet import fit_net_stage
-from tracker.refine import ShapeCascade, standardised
+from tracker.regressors.cascade import ShapeCascade, standardised
+from tracker.regressors.net_stage import CvShapeNet, NetStage, sample_bilinear
+from tracker.training.net_stage import fit_net_stage
 
 
 def blob_problem(n_images: int, starts_per: int, rng):
@@ -52,7 +52,7 @@ def test_network_stage_reduces_error_on_held_out_faces(local):
 
 
 def test_network_stage_round_trips_through_a_cascade_file(tmp_path):
-    from tracker.model import load_refiners, save_refiners
+    from tracker.classifier.model import load_regressors, save_regressors
     rng = np.random.default_rng(1)
     crops, image_of, starts, truths, mean_px = blob_problem(20, 2, rng)
     stage = fit_net_stage(crops, image_of, starts, truths, mean_px, small_cfg(net_epochs=1, net_local=True), rng,
@@ -61,8 +61,8 @@ def test_network_stage_round_trips_through_a_cascade_file(tmp_path):
     canonical = (mean_px - 80) / 100
     cascade = ShapeCascade(canonical.astype(np.float64), 100, 160, np.zeros(3, np.int64), [[stage]])
     model = tmp_path / "m.pt"
-    save_refiners(model, cascade, None, "stills")
-    again = load_refiners(model, "stills")["cascade"]         # read as the product reads it: without torch.load
+    save_regressors(model, cascade, None, "stills")
+    again = load_regressors(model, "stills")["cascade"]         # read as the product reads it: without torch.load
     assert isinstance(again.cascades[0][0], NetStage)
     mean_c = cascade.mean_centered
     first = stage.update(crops, image_of, starts, mean_c)
@@ -96,7 +96,8 @@ def test_network_input_frame_puts_the_mean_shape_in_the_middle(size):
 @pytest.mark.parametrize("local", [False, True])
 def test_the_opencv_forward_is_the_torch_modules(local):
     import torch
-    from tracker.shapenet import ShapeNet
+
+    from tracker.training.net_stage import ShapeNet
     torch.manual_seed(0)
     net = ShapeNet(32, 5, (8, 16, 24), 32, local=local)
     for module in net.modules():                       # batch norms with statistics of their own
@@ -145,13 +146,13 @@ def test_the_stage_runs_without_torch(tmp_path):
     stage = fit_net_stage(crops, image_of, starts, truths, mean_px, small_cfg(net_epochs=1, net_local=True), rng,
                           log=lambda row: None)
     cascade = ShapeCascade(((mean_px - 80) / 100).astype(np.float64), 100, 160, np.zeros(3, np.int64), [[stage]])
-    from tracker.model import save_refiners
-    save_refiners(tmp_path / "m.pt", cascade, None, "stills")
+    from tracker.classifier.model import save_regressors
+    save_regressors(tmp_path / "m.pt", cascade, None, "stills")
     np.savez(tmp_path / "problem.npz", crops=crops, image_of=image_of, starts=starts)
     code = f"""
 import sys, numpy as np
-from tracker.model import load_refiners
-cascade = load_refiners({str(tmp_path / "m.pt")!r}, "stills")["cascade"]
+from tracker.classifier.model import load_regressors
+cascade = load_regressors({str(tmp_path / "m.pt")!r}, "stills")["cascade"]
 p = np.load({str(tmp_path / "problem.npz")!r})
 stage = cascade.cascades[0][0]
 out = stage.update(p["crops"], p["image_of"], p["starts"], cascade.mean_centered)
@@ -162,7 +163,7 @@ assert np.isfinite(out).all() and "torch" not in sys.modules, sorted(m for m in 
 
 
 def test_degradation_changes_only_the_chosen_inputs():
-    from tracker.shapenet import degraded
+    from tracker.training.net_stage import degraded
     rng = np.random.default_rng(3)
     images = rng.normal(0, 1, (40, 1, 32, 32)).astype(np.float32)
     np.testing.assert_array_equal(degraded(images, 0.0, rng), images)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-
 from naive_knn import structured_shapes
-from tracker import poses
+
+from tracker.distribution import poses
 
 
 def dense_rms(a, b):

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from tracker.classifier.model import LandmarkModel, PoseClassifier
 from tracker.cli.predict import main as predict_main
 from tracker.config import ModelConfig
+from tracker.geometry.shapes import landmark_box, to_canonical
 from tracker.io.landmark_csv import read_landmark_csv
 from tracker.io.sources import VideoSource
-from tracker.model import LandmarkModel, PoseClassifier
-from tracker.shapes import landmark_box, to_canonical
 
 
 @pytest.fixture

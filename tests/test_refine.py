@@ -1,4 +1,4 @@
-"""The cascaded regressors (tracker/refine.py, kernels/ert.py) against slow references and
+"""The cascaded regressors (tracker/regressors/cascade.py, kernels/ert.py) against slow references and
 on synthetic problems with known answers."""
 from __future__ import annotations
 
@@ -9,8 +9,19 @@ import pytest
 from kernels.ert import forest_sum, group_sums, shape_features, split_sums, stage_step
 from tests import naive_ert
 from tracker.config import CascadeConfig
-from tracker.refine import (ShapeCascade, TreeStage, alignment_matrix, quantised, fit_stage, fit_tree, rotate,
-                            similarity_params, unrotate)
+from tracker.geometry.alignment import (
+    alignment_matrix,
+    rotate,
+    similarity_params,
+    unrotate,
+)
+from tracker.regressors.cascade import (
+    ShapeCascade,
+    TreeStage,
+    fit_stage,
+    fit_tree,
+    quantised,
+)
 
 
 def synthetic_shape(points: int = 68) -> np.ndarray:
@@ -177,7 +188,7 @@ def test_features_of_a_crop_and_its_shifted_copy_agree_up_to_the_shift():
     offsets = rng.normal(0, 8, (100, 2)).astype(np.float32)
     stage = TreeStage(anchors, offsets, np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64),
                       np.zeros((1, 1), np.float32), np.zeros((1, 2, 136), np.float32))
-    from tracker.crop import transform_points
+    from tracker.geometry.crop import transform_points
     in_a = transform_points(shape[None], m_a)[0].astype(np.float32)
     in_b = transform_points((shape + [dx, dy])[None], m_b)[0].astype(np.float32)
     np.testing.assert_allclose(in_a, in_b, atol=1e-3)
@@ -198,11 +209,11 @@ def test_cascade_round_trips_and_moves_shapes_the_way_its_stages_say():
     cascade = ShapeCascade(mean, 80, 128, np.zeros(3, np.int64), [[stage]])
     image = rng.integers(0, 255, (240, 240, 3)).astype(np.uint8)
     start = mean * 120 + [120, 118]               # 1.5x the crop's face size: 1 crop px = 1.5 image px
-    out = cascade.refine(image, start[None], np.array([2]))
+    out = cascade.apply(image, start[None], np.array([2]))
     np.testing.assert_allclose(out[0] - start, np.tile([2.25, 0.0], (68, 1)), atol=1e-3)
     back = ShapeCascade.from_dict(cascade.to_dict())
-    np.testing.assert_allclose(back.refine(image, start[None], np.array([0])), out, atol=1e-2)
-    assert np.allclose(ShapeCascade(mean, 80, 128, np.zeros(1, np.int64), [[]]).refine(image, start[None], [0]), start)
+    np.testing.assert_allclose(back.apply(image, start[None], np.array([0])), out, atol=1e-2)
+    assert np.allclose(ShapeCascade(mean, 80, 128, np.zeros(1, np.int64), [[]]).apply(image, start[None], [0]), start)
     matrix = alignment_matrix(start, cascade.mean_px)
     assert np.isclose(np.hypot(*matrix[:, 0]), 80 / 120)
 
@@ -231,7 +242,7 @@ def test_regressors_move_what_tracking_outputs_and_nothing_else(frames, temporal
     """With or without the temporal stage, the regressors' step shows in every output (after
     the HMM and smoothing), while crops, classes and confidences stay the classifier's."""
     import tracker
-    plain = tracker.Tracker(device="cpu", temporal=temporal, refine=False)
+    plain = tracker.Tracker(device="cpu", temporal=temporal, regressors="off", box_refinement=False)
     with plain.track(frames) as stream:
         expected = [f for f in stream]
     refined = tracker.Tracker(plain.model, device="cpu", temporal=temporal)
@@ -258,45 +269,59 @@ def test_predict_applies_the_regressors_unless_refine_is_off(frames):
     plain = t.predict(frames[0])
     assert len(moved) == len(plain) == 1
     np.testing.assert_allclose(moved[0].landmarks, plain[0].landmarks + [3.0, 0.0], atol=1e-6)
-    off = tracker.Tracker(t.model, device="cpu", refine=False)
+    off = tracker.Tracker(t.model, device="cpu", regressors="off", box_refinement=False)
     assert off.landmarker.cascade is None and off.landmarker.box_refiner is None
 
 
 def test_regressor_file_round_trips_beside_a_model(tmp_path):
     import shutil
-    from tracker.boxrefine import BoxRefiner
-    from tracker.model import DEFAULT_MODEL, ModelError, load_model, refine_path, save_refiners
+
+    from tracker.classifier.model import (
+        DEFAULT_MODEL,
+        ModelError,
+        load_model,
+        regressors_path,
+        save_regressors,
+    )
+    from tracker.detection.box_refinement import BoxRefiner
     model_path = tmp_path / "m.pt"
     shutil.copy(DEFAULT_MODEL, model_path)
     cascade = ShapeCascade(synthetic_shape(), 80, 128, np.zeros(3, np.int64), [[]])
-    save_refiners(model_path, cascade, BoxRefiner.identity(256))
+    save_regressors(model_path, cascade, BoxRefiner.identity(256))
     model = load_model(model_path)
     assert isinstance(model.cascade, ShapeCascade) and isinstance(model.box_refiner, BoxRefiner)
-    refine_path(model_path).write_bytes(b"not a torch file")
+    regressors_path(model_path).write_bytes(b"not a torch file")
     with pytest.raises(ModelError, match="not a facetrack regressor file"):
         load_model(model_path)
 
 
 def test_stills_regressors_are_their_own_file_read_only_when_asked_for(tmp_path):
-    """predict's cascade (NAME.stills.refine.pt) is read on first use, never by load_model,
+    """predict's cascade (NAME.stills.regressors.pt) is read on first use, never by load_model,
     and a model without one falls back to the video cascade."""
     import shutil
-    from tracker.boxrefine import BoxRefiner
-    from tracker.landmarker import Landmarker
-    from tracker.model import DEFAULT_MODEL, ModelError, load_model, refine_path, save_refiners
+
+    from tracker.classifier.model import (
+        DEFAULT_MODEL,
+        ModelError,
+        load_model,
+        regressors_path,
+        save_regressors,
+    )
+    from tracker.detection.box_refinement import BoxRefiner
+    from tracker.inference.landmarker import Landmarker
     model_path = tmp_path / "m.pt"
     shutil.copy(DEFAULT_MODEL, model_path)
     video = ShapeCascade(synthetic_shape(), 80, 128, np.zeros(3, np.int64), [[]])
     stills = ShapeCascade(synthetic_shape(), 90, 144, np.zeros(3, np.int64), [[]])
-    save_refiners(model_path, video, BoxRefiner.identity(256))
+    save_regressors(model_path, video, BoxRefiner.identity(256))
     assert Landmarker(load_model(model_path), regressors="stills").cascade.face_size == 80   # no stills file yet
-    assert save_refiners(model_path, stills, role="stills") == tmp_path / "m.stills.refine.pt"
+    assert save_regressors(model_path, stills, role="stills") == tmp_path / "m.stills.regressors.pt"
     model = load_model(model_path)
     assert model._stills is None                                          # not read at load
     assert Landmarker(model).cascade.face_size == 80
     assert Landmarker(model, regressors="stills").cascade.face_size == 90
-    assert Landmarker(model, regressors="stills", refine=False).cascade is None
-    refine_path(model_path, "stills").write_bytes(b"not a torch file")
+    assert Landmarker(model, regressors="off").cascade is None
+    regressors_path(model_path, "stills").write_bytes(b"not a torch file")
     model = load_model(model_path)                                        # the video path never reads it
     assert Landmarker(model).cascade.face_size == 80
     with pytest.raises(ModelError, match="not a facetrack regressor file"):
@@ -307,7 +332,7 @@ def test_stills_regressors_are_their_own_file_read_only_when_asked_for(tmp_path)
 
 def test_one_linear_stage_reduces_the_error_of_a_synthetic_perturbation():
     """The paper's linear stage (ridge on RootSIFT at the landmarks), same problem as above."""
-    from tracker.refine import fit_linear_stage
+    from tracker.regressors.cascade import fit_linear_stage
     rng = np.random.default_rng(9)
     size, face = 64, 40
     mean_px = synthetic_shape(16) * face + (size - 1) / 2

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tracker import shapes
+from tracker.geometry import shapes
 
 
 def test_mirror_is_an_involution_and_pairs_eye_corners():

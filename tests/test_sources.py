@@ -136,6 +136,7 @@ class FakeCamera:
 
 def test_webcam_hands_out_only_the_newest_frame(monkeypatch):
     import time
+
     from tracker.io import sources
     monkeypatch.setattr(sources.cv2, "VideoCapture", lambda index: FakeCamera(index, frames=60))
     source = open_source("0")

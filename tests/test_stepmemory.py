@@ -1,4 +1,4 @@
-"""Peak memory of a training step measured on fake tensors (tracker.stepmemory): the same
+"""Peak memory of a training step measured on fake tensors (tracker.training.step_memory): the same
 bytes as the step run for real, the head's share growing with K, and `facetrack train --memory`."""
 import dataclasses
 
@@ -8,8 +8,8 @@ import yaml
 from tests.clips import tiny_face_folder
 from tracker.cli import main
 from tracker.config import ModelConfig, config_from_dict
-from tracker.data import load_faces, split_by_photo, template_bank
-from tracker.stepmemory import class_count, step_peak
+from tracker.training.data import load_faces, split_by_photo, template_bank
+from tracker.training.step_memory import class_count, step_peak
 
 SMALL = dataclasses.replace(ModelConfig(), crop_size=32, embedding=16)
 

@@ -2,10 +2,15 @@
 import numpy as np
 import pytest
 
-from tracker.engine import FaceResult, FrameResult
+from tracker.inference.engine import FaceResult, FrameResult
 from tracker.io.sources import Frame
-from tracker.temporal import HmmStage, TemporalStage, ThreeFrameSmoother, decoded_landmarks
-from tracker.hmm import pose_transitions
+from tracker.temporal.hmm import pose_transitions
+from tracker.temporal.stage import (
+    HmmStage,
+    TemporalStage,
+    ThreeFrameSmoother,
+    decoded_landmarks,
+)
 
 K = 7
 BOX = np.array([0.0, 0.0, 100.0, 100.0])

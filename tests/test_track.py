@@ -10,11 +10,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from clips import damage, moving_face_frames, noisy, sample_face, shifted, write_clip
+
 from tracker.cli.track import main as track_main
+from tracker.evaluation.metrics import nme
 from tracker.io.landmark_csv import read_landmark_csv
-from tracker.metrics import nme
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--no-progress", "--set", "tracking.upsample=0", "--device", "cpu"]

@@ -5,10 +5,16 @@ import numpy as np
 import pytest
 
 from tests.clips import tiny_face_folder
+from tracker.classifier.model import load_model
 from tracker.config import config_from_dict
-from tracker.data import crop_to_canonical, canonical_to_crop, split_by_photo, template_bank, Face
-from tracker.model import load_model
-from tracker.train import lr_at, train
+from tracker.training.classifier import lr_at, train
+from tracker.training.data import (
+    Face,
+    canonical_to_crop,
+    crop_to_canonical,
+    split_by_photo,
+    template_bank,
+)
 
 
 @pytest.fixture

@@ -5,13 +5,18 @@ import av
 import numpy as np
 import pytest
 
-from tracker.draw import render
-from tracker.engine import FaceResult, FrameResult
-from tracker.headpose import class_poses, pose_of_shapes
+from tracker.distribution.head_pose import class_poses, pose_of_shapes
+from tracker.distribution.uncertainty import (
+    POSE_COLUMNS,
+    Uncertainty,
+    UncertaintyReader,
+    spread_columns,
+)
+from tracker.inference.engine import FaceResult, FrameResult
+from tracker.io.draw import render
 from tracker.io.landmark_csv import read_landmark_csv
 from tracker.io.sinks import CsvSink, JsonlSink
 from tracker.io.sources import Frame
-from tracker.uncertainty import POSE_COLUMNS, Uncertainty, UncertaintyReader, spread_columns
 
 
 def _templates(face, k=4, seed=0):
@@ -46,7 +51,7 @@ def test_two_classes_give_the_weighted_mean_and_spread_of_their_poses(face):
 
 
 def test_the_packaged_class_poses_match_a_fresh_fit():
-    from tracker.model import load_model
+    from tracker.classifier.model import load_model
     model = load_model()
     stored = class_poses(model.templates)
     fresh = pose_of_shapes(model.templates[::97])
@@ -113,6 +118,7 @@ def test_a_face_and_its_mirror_have_opposite_yaw_and_the_truth_agrees(sample_cli
 @pytest.mark.parametrize("spread", [False, True])
 def test_track_writes_the_columns(tmp_path, spread):
     from clips import moving_face_frames, write_clip
+
     from tracker.cli.track import main
     frames, _ = moving_face_frames(6, step=2.0)
     clip = write_clip(tmp_path / "m.mkv", frames)
@@ -132,7 +138,7 @@ def test_track_writes_the_columns(tmp_path, spread):
 
 
 def test_the_heat_map_peaks_at_each_landmark_and_falls_as_its_gaussian(face):
-    from tracker.uncertainty import landmark_heatmap
+    from tracker.distribution.uncertainty import landmark_heatmap
     templates = _templates(face, k=2)
     widths = np.array([0.02, 0.02], np.float32)
     box = np.array([100, 50, 300, 250.0])

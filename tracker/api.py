@@ -13,19 +13,28 @@ from pathlib import Path
 
 import cv2
 
-from .config import TrackConfig, track_config
-from .detect import DetectorUnavailable, detector_chain, fallback_detectors
-from .engine import Engine, FaceResult, FrameResult, StageTimes
-from .errors import FacetrackError
-from .identity import FaceIdentity
-from .io.sources import as_bgr_image, open_source, read_image
-from .io.table import LandmarkTable, read_landmarks
-from .landmarker import Landmarker
-from .model import LandmarkModel, load_model, pick_device, resolve_backend
-from .pipeline import track_frames
-from .process import map_large_allocations, single_threaded_blas
-from .temporal import RegressStage, TemporalStage, temporal_stage
-from .uncertainty import UncertaintyReader, landmark_heatmap
+from tracker.classifier.model import (
+    LandmarkModel,
+    load_model,
+    pick_device,
+    resolve_backend,
+)
+from tracker.config import TrackConfig, track_config
+from tracker.detection.detectors import (
+    DetectorUnavailable,
+    detector_chain,
+    fallback_detectors,
+)
+from tracker.detection.identity import FaceIdentity
+from tracker.distribution.uncertainty import UncertaintyReader, landmark_heatmap
+from tracker.errors import FacetrackError
+from tracker.inference.engine import Engine, FaceResult, FrameResult, StageTimes
+from tracker.inference.landmarker import Landmarker
+from tracker.inference.pipeline import track_frames
+from tracker.io.sources import as_bgr_image, open_source, read_image
+from tracker.io.table import LandmarkTable, read_landmarks
+from tracker.process import map_large_allocations, single_threaded_blas
+from tracker.temporal.stage import RegressStage, TemporalStage, temporal_stage
 
 __all__ = ["Tracker", "TrackStream", "FrameResult", "FaceResult", "LandmarkTable", "read_landmarks"]
 
@@ -33,10 +42,10 @@ __all__ = ["Tracker", "TrackStream", "FrameResult", "FaceResult", "LandmarkTable
 class Tracker:
     """A landmark model loaded once, with its face detector and tracking settings.
 
-    ``model``: a model file, a loaded :class:`tracker.model.LandmarkModel`, or None for
+    ``model``: a model file, a loaded :class:`tracker.classifier.model.LandmarkModel`, or None for
     the packaged one. ``device``: "auto" (CUDA when present), "cpu" or "cuda". The network
     runs on torch on a GPU, and on the CPU on the backend ``tracking.backend`` names (auto:
-    OpenCV's DNN module, so torch is not imported; see :mod:`tracker.cvnet`).
+    OpenCV's DNN module, so torch is not imported; see :mod:`tracker.classifier.opencv_network`).
     ``config``: a tracking YAML or a :class:`tracker.config.TrackConfig`; ``settings``
     override single values by name (``batch_size=1``, ``lag=4``, ``temporal=False``; see
     ``configs/track.yaml``). The torch and OpenCV thread counts are set from ``threads``;
@@ -71,8 +80,8 @@ class Tracker:
         self.read_uncertainty = UncertaintyReader(model.templates, model.widths)
         self.landmarker = Landmarker(model, _detectors(cfg.detector, cfg.upsample), self.device, top_k=cfg.top_k,
                                      passes=cfg.detect_passes, flip_average=cfg.flip_average,
-                                     keep_log_probs=self.config.temporal.enabled, refine=cfg.refine,
-                                     regressors=cfg.regressors, fallback=_detectors(cfg.fallback, fallback=True))
+                                     keep_log_probs=self.config.temporal.enabled, regressors=cfg.regressors,
+                                     box_refinement=cfg.box_refinement, fallback=_detectors(cfg.fallback, fallback=True))
         self.landmarker.device_crops = _device_crops(cfg.device_crops, self.backend, self.device)
         self.batch_size = cfg.gpu_batch_size if self.on_gpu else cfg.batch_size   # frames per classifier call
         self.overlap = cfg.overlap != "off"          # the engine a batch ahead of the temporal stage (files)
@@ -100,12 +109,12 @@ class Tracker:
                 for i, est in enumerate(self.landmarker(image))]
 
     def with_uncertainty(self, face: FaceResult) -> FaceResult:
-        """``face`` with its head pose and landmark spread (:mod:`tracker.uncertainty`) set."""
+        """``face`` with its head pose and landmark spread (:mod:`tracker.distribution.uncertainty`) set."""
         return dataclasses.replace(face, uncertainty=self.read_uncertainty(face.classes, face.probs, face.box))
 
     def heatmap(self, face: FaceResult, size: tuple[int, int]):
         """(H, W) float32 in [0, 1]: where ``face``'s landmarks may be in a frame of ``size``
-        (height, width) under its class distribution (:func:`tracker.uncertainty.landmark_heatmap`)."""
+        (height, width) under its class distribution (:func:`tracker.distribution.uncertainty.landmark_heatmap`)."""
         return landmark_heatmap(face.classes, face.probs, self.model.templates, self.model.widths, face.box, size)
 
     def described(self, result: FrameResult) -> FrameResult:

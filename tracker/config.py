@@ -4,17 +4,46 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
-from .augment import AugmentConfig
-from .errors import FacetrackError
+from tracker.errors import FacetrackError
 
 
 class ConfigError(FacetrackError, ValueError):
     """A configuration file with an unknown key or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges and probabilities of each augmentation (0 turns one off).
+
+    rotate_deg: uniform roll in +-degrees. scale: log-uniform side change within
+    +-log(1 + scale). shift: uniform centre shift per axis, as a fraction of the box side.
+    brightness / contrast / saturation: factors uniform in 1 +- value. noise_std: Gaussian
+    noise in grey levels (0-255).
+    """
+
+    flip_p: float = 0.5
+    rotate_deg: float = 15.0
+    scale: float = 0.1
+    shift: float = 0.08
+    brightness: float = 0.25
+    contrast: float = 0.25
+    saturation: float = 0.2
+    blur_p: float = 0.2
+    blur_max_sigma: float = 1.5
+    occlude_p: float = 0.3
+    occlude_max_frac: float = 0.4
+    grayscale_p: float = 0.05
+    noise_std: float = 0.0
+
+    @classmethod
+    def off(cls) -> "AugmentConfig":
+        """Every augmentation disabled: samples become plain crops."""
+        return cls(**{f.name: 0.0 for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -101,17 +130,19 @@ class TrackingConfig:
     scan_scale: float = 1.3            # those scans see the frame resized by this (1.3: faces down to ~40 px)
     lost_confidence: float = 0.3       # a face whose confidence (probability it is right) falls below this is lost
     held_scan_every: int = 4           # while a face is held (its confidence fell), the detector looks every N frames
-    follow_refined: bool = True        # crops follow the detection refinement's box (false: the landmarks' box)
-    refine_drift: float = 0.06         # classify again when the landmarks moved this far from the crop (box sides)
+    follow_box_refinement: bool = True # crops follow the box refinement's box (false: the landmarks' own box)
+    reclassify_drift: float = 0.06     # classify again when the landmarks moved this far from the crop (box sides)
     detect_passes: int = 2             # classifier passes on a fresh detection
     max_faces: int = 8
     forget_after: int = 60             # frames a lost face's id is kept for, should it come back in place
     top_k: int = 50                    # classes averaged for the landmarks
     flip_average: bool = False         # test-time mirroring: the mirrored crop classified and the mirrored
-                                       # face refined too, each averaged (twice the compute; predict's default)
-    refine: bool = True                # the model's regressors after the classifier (false: classification alone)
-    regressors: str = "video"          # which: video (NAME.refine.pt) | stills (NAME.stills.refine.pt where the
-                                       # model has one, a network stage + trees: predict's default)
+                                       # face regressed too, each averaged (twice the compute; predict's default)
+    regressors: str = "video"          # the cascaded regressors after the classifier: video (NAME.regressors.pt) |
+                                       # stills (NAME.stills.regressors.pt where the model has one, a network stage
+                                       # + trees: predict's default) | off (classification alone)
+    box_refinement: bool = True        # the box refinement (paper Fig. 6) between classifier passes, where the
+                                       # model has one (false: crops around the landmarks' own box)
     backend: str = "auto"              # the network's engine: auto (torch on a GPU, else opencv) | torch | opencv
 
 
@@ -129,7 +160,7 @@ class TemporalConfig:
 
 @dataclass(frozen=True)
 class CascadeConfig:
-    """The cascaded shape regressors after the classifier (``facetrack refine``)."""
+    """The cascaded shape regressors after the classifier (fitted by ``facetrack fit``)."""
 
     kind: str = "trees"                # trees: gradient-boosted regression trees on pixel differences;
                                        # linear: the paper's ridge stages on appearance (RootSIFT) at the landmarks
@@ -182,8 +213,8 @@ class StartsConfig:
 
 
 @dataclass(frozen=True)
-class BoxRefineConfig:
-    """Detection refinement (paper Fig. 6): ridge from the classifier's embedding to the box."""
+class BoxRefinementConfig:
+    """The box refinement (paper Fig. 6): ridge from the classifier's embedding to the face box."""
 
     enabled: bool = True
     rescales: int = 2                  # detector boxes per training face, each on a randomly resized image
@@ -193,15 +224,15 @@ class BoxRefineConfig:
 
 
 @dataclass(frozen=True)
-class RefineConfig:
-    """What ``facetrack refine`` fits for a classifier model."""
+class FitConfig:
+    """What ``facetrack fit`` fits for a classifier model: its regressors and its box refinement."""
 
-    name: str = "refine"
+    name: str = "regressors"
     model: str = "default"             # the classifier model file ("default": the packaged one)
-    role: str = "video"                # where --install writes: video (NAME.refine.pt, with the detection
-                                       # refinement) | stills (NAME.stills.refine.pt, the cascade alone)
+    role: str = "video"                # where --install writes: video (NAME.regressors.pt, with the box
+                                       # refinement) | stills (NAME.stills.regressors.pt, the cascade alone)
     data: DataConfig = field(default_factory=DataConfig)
-    box: BoxRefineConfig = field(default_factory=BoxRefineConfig)
+    box_refinement: BoxRefinementConfig = field(default_factory=BoxRefinementConfig)
     starts: StartsConfig = field(default_factory=StartsConfig)
     cascade: CascadeConfig = field(default_factory=CascadeConfig)
 
@@ -262,13 +293,13 @@ _ALLOWED = {
         "detector": _one_of("auto", "dlib", "haar"), "upsample": _Range(0),
         "fallback": _one_of("auto", "cnn", "none"), "cuts": _one_of("auto", "every_frame", "never"),
         "redetect_every": _Range(0),
-        "scan_upsample": _Range(0), "scan_scale": _Range(0.5, 3.0), "lost_confidence": UNIT_INTERVAL, "refine_drift": POSITIVE,
+        "scan_upsample": _Range(0), "scan_scale": _Range(0.5, 3.0), "lost_confidence": UNIT_INTERVAL, "reclassify_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
         "backend": _one_of("auto", "torch", "opencv"), "held_scan_every": _Range(1),
-        "regressors": _one_of("video", "stills"), "gpu_batch_size": _Range(1),
+        "regressors": _one_of("video", "stills", "off"), "gpu_batch_size": _Range(1),
         "device_crops": _one_of("auto", "on", "off"), "overlap": _one_of("auto", "on", "off"),
     },
-    RefineConfig: {"role": _one_of("video", "stills")},
+    FitConfig: {"role": _one_of("video", "stills")},
     CascadeConfig: {"kind": _one_of("trees", "linear"), "descriptor_size": POSITIVE, "ridge": POSITIVE, "clusters": _Range(1), "stages": _Range(0), "trees": _Range(1),
                     "depth": _Range(1, 12), "shrinkage": _Range(0.0, 1.0, strict=True), "feature_pool": _Range(2),
                     "candidate_splits": _Range(1), "pair_prior": POSITIVE, "face_size": _Range(16),
@@ -276,7 +307,7 @@ _ALLOWED = {
     StartsConfig: {"classifier": _Range(0), "neighbours": _Range(0), "neighbour_rank": _Range(1), "perturbed": _Range(0),
                    "perturb_rotate_deg": _Range(0.0, 90.0), "perturb_scale": UNIT_INTERVAL, "perturb_shift": UNIT_INTERVAL,
                    "augmented": _Range(0), "augment_rotate_deg": _Range(0.0, 90.0), "augment_scale": UNIT_INTERVAL},
-    BoxRefineConfig: {"rescales": _Range(0), "jitters": _Range(0)},
+    BoxRefinementConfig: {"rescales": _Range(0), "jitters": _Range(0)},
     TemporalConfig: {"lag": _Range(0), "neighbours": _Range(1), "prune_top": _Range(0), "hold_frames": _Range(0)},
 }
 
@@ -311,6 +342,14 @@ def _in_source(source: str, build):
         raise ConfigError(f"{source}: {exc}") from None
 
 
+# Keys under their names before issue 27, each with what replaces it (for the "did you mean" error).
+RENAMED = {
+    TrackingConfig: {"refine": "regressors: off or box_refinement: false",
+                     "follow_box_refinement": "follow_box_refinement", "reclassify_drift": "reclassify_drift"},
+    FitConfig: {"box": "box_refinement"},
+}
+
+
 def _build(cls, values: dict, where: str):
     if not isinstance(values, dict):
         raise _at(where, f"expected a mapping, got {type(values).__name__}")
@@ -319,6 +358,9 @@ def _build(cls, values: dict, where: str):
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
+            renamed = RENAMED.get(cls, {}).get(key)
+            if renamed:
+                raise _at(where, f"unknown key {key!r} (renamed: did you mean {renamed}?)")
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise _at(where, f"unknown key {key!r}{hint}")
@@ -401,11 +443,11 @@ def load_config(path, overrides: dict | None = None) -> Config:
     return config_from_dict(values, where=str(path))
 
 
-def load_refine_config(path, overrides: dict | None = None) -> RefineConfig:
-    """Read a ``facetrack refine`` YAML file into a :class:`RefineConfig`."""
+def load_fit_config(path, overrides: dict | None = None) -> FitConfig:
+    """Read a ``facetrack fit`` YAML file into a :class:`FitConfig`."""
     values = _with_overrides(_read_yaml(path), overrides, str(path))
     def build():
-        config = _build(RefineConfig, values, "")
+        config = _build(FitConfig, values, "")
         held_out = sorted(set(config.data.train_sets) & set(TEST_SETS))
         if held_out:
             raise ConfigError(f"data.train_sets includes {', '.join(held_out)}, the test set; it is never trained on")
@@ -413,9 +455,9 @@ def load_refine_config(path, overrides: dict | None = None) -> RefineConfig:
             raise ConfigError("starts: at least one starting shape per face is needed")
         if config.starts.perturbed and not config.starts.classifier:
             raise ConfigError("starts.perturbed: perturbs classifier starts, so starts.classifier must be at least 1")
-        for value in config.box.lams:
+        for value in config.box_refinement.lams:
             if POSITIVE.problem(value):
-                raise _at("box.lams", POSITIVE.problem(value))
+                raise _at("box_refinement.lams", POSITIVE.problem(value))
         return config
     return _in_source(str(path), build)
 
@@ -452,6 +494,9 @@ def _sections_of(settings: dict) -> dict:
             continue
         section = next((name for name, keys in sections.items() if key in keys), None)
         if section is None:
+            renamed = RENAMED[TrackingConfig].get(key)
+            if renamed:
+                raise ConfigError(f"unknown setting {key!r} (renamed: did you mean {renamed}?)")
             close = difflib.get_close_matches(str(key), names, n=1)
             raise ConfigError(f"unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         out.setdefault(section, {})[key] = value

@@ -22,3 +22,7 @@ class OutputError(FacetrackError):
 
 class UsageError(FacetrackError):
     """Command-line options that do not fit together."""
+
+
+class ModelError(FacetrackError):
+    """A model file that is missing or unusable."""

@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker.annotate import AnnotationSession, VideoItems
 from tracker.api import Tracker
+from tracker.apps.annotate import AnnotationSession, VideoItems
+from tracker.evaluation.metrics import nme
 from tracker.io.annotations import read_300vw
-from tracker.metrics import nme
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parents[1] / "tracker" / "assets" / "sample"

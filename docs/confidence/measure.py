@@ -17,10 +17,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from tracker.confidence import confidence_examples, reliability, roc_auc  # noqa: E402
-from tracker.data import load_faces  # noqa: E402
-from tracker.landmarker import Landmarker  # noqa: E402
-from tracker.model import load_model  # noqa: E402
+from tracker.classifier.model import load_model  # noqa: E402
+from tracker.distribution.confidence import confidence_examples, reliability, roc_auc  # noqa: E402
+from tracker.inference.landmarker import Landmarker  # noqa: E402
+from tracker.training.data import load_faces  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 

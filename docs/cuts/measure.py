@@ -1,4 +1,4 @@
-"""The measurements behind tracker/cuts.py's thresholds and its cost (output: measure.txt).
+"""The measurements behind tracker/inference/cuts.py's thresholds and its cost (output: measure.txt).
 
 Run: .venv/bin/python docs/cuts/measure.py
 Consecutive frames of the two shared clips (no cuts), consecutive *different* training
@@ -14,9 +14,14 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from tracker.cuts import CUT_FRACTION, STILL_CUT_FRACTION, changed_fraction, frame_summary  # noqa: E402
-from tracker.data import load_faces  # noqa: E402
+from tracker.inference.cuts import (  # noqa: E402
+    CUT_FRACTION,
+    STILL_CUT_FRACTION,
+    changed_fraction,
+    frame_summary,
+)
 from tracker.io.sources import VideoSource  # noqa: E402
+from tracker.training.data import load_faces  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 

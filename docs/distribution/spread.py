@@ -3,7 +3,7 @@
 Run: .venv/bin/python docs/distribution/spread.py
 HELEN-test (report only), detection setup as `facetrack predict`: for every face, the
 spread of each landmark under the mixture of eq. 3 (top-50 classes, each a spherical
-Gaussian of its class width; `tracker.posterior.landmark_spread`, in pixels) against the
+Gaussian of its class width; `tracker.distribution.posterior.landmark_spread`, in pixels) against the
 landmark's error after the regressors, in pixels. Spearman rank correlation over all
 (face, landmark) pairs, and within faces (mean over faces of the correlation over their 68).
 """
@@ -15,13 +15,16 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from tracker.data import load_faces  # noqa: E402
-from tracker.detect import detector_chain, fallback_detectors  # noqa: E402
-from tracker.landmarker import Landmarker  # noqa: E402
-from tracker.model import load_model  # noqa: E402
-from tracker.posterior import Posterior, landmark_spread  # noqa: E402
-from tracker.shapes import landmark_box  # noqa: E402
-from tracker.detect import iou  # noqa: E402
+from tracker.classifier.model import load_model  # noqa: E402
+from tracker.detection.detectors import (  # noqa: E402
+    detector_chain,
+    fallback_detectors,
+    iou,  # noqa: E402
+)
+from tracker.distribution.posterior import Posterior, landmark_spread  # noqa: E402
+from tracker.geometry.shapes import landmark_box  # noqa: E402
+from tracker.inference.landmarker import Landmarker  # noqa: E402
+from tracker.training.data import load_faces  # noqa: E402
 
 
 def ranks(x):

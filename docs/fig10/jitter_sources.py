@@ -33,13 +33,14 @@ sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
 import occlusion as occ  # noqa: E402
+
+from kernels import hmm  # noqa: E402
 from tracker.config import TemporalConfig  # noqa: E402
+from tracker.geometry.shapes import box_center_size, box_diagonal, from_canonical  # noqa: E402
 from tracker.io.annotations import read_300vw  # noqa: E402
 from tracker.io.sources import VideoSource  # noqa: E402
-from kernels import hmm  # noqa: E402
-from tracker.hmm import FixedLagDecoder, model_transitions  # noqa: E402
-from tracker.shapes import box_center_size, box_diagonal, from_canonical  # noqa: E402
-from tracker.temporal import decoded_landmarks  # noqa: E402
+from tracker.temporal.hmm import FixedLagDecoder, model_transitions  # noqa: E402
+from tracker.temporal.stage import decoded_landmarks  # noqa: E402
 
 
 def still_pairs(labels: dict, frames: list[int]) -> list[tuple[int, int]]:

@@ -28,12 +28,12 @@ sys.path.insert(0, str(REPO))
 
 from tracker.api import Tracker  # noqa: E402
 from tracker.config import TemporalConfig, TrackConfig, TrackingConfig  # noqa: E402
+from tracker.evaluation.metrics import auc, failure_rate, nme  # noqa: E402
+from tracker.geometry.shapes import bounding_box, box_diagonal  # noqa: E402
+from tracker.inference.pipeline import track_frames  # noqa: E402
 from tracker.io.annotations import read_300vw  # noqa: E402
 from tracker.io.sources import Frame, VideoSource  # noqa: E402
-from tracker.metrics import auc, failure_rate, nme  # noqa: E402
-from tracker.pipeline import track_frames  # noqa: E402
-from tracker.shapes import bounding_box, box_diagonal  # noqa: E402
-from tracker.temporal import RegressStage, TemporalStage, ThreeFrameSmoother  # noqa: E402
+from tracker.temporal.stage import RegressStage, TemporalStage, ThreeFrameSmoother  # noqa: E402
 
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 CLIPS = ("wolfganglanger", "pyfeat_single_face")
@@ -96,7 +96,7 @@ def tracker_for(temporal_cfg: TemporalConfig) -> Tracker:
     """The default tracker with these temporal settings (the packaged model loaded once)."""
     global _MODEL
     tracker = Tracker(_MODEL, "cpu", config=TrackConfig(TrackingConfig(), temporal_cfg))
-    _MODEL = tracker.model
+    _MODEL = tracker.classifier.model
     return tracker
 
 
@@ -110,7 +110,7 @@ def track(frames, temporal_cfg: TemporalConfig, hold) -> dict[int, np.ndarray]:
     engine = tracker.new_engine()
     if hold:
         engine.hold_frames = TemporalConfig().hold_frames
-    temporal = TemporalStage(None, ThreeFrameSmoother(), RegressStage(tracker.landmarker.regress)) \
+    temporal = TemporalStage(None, ThreeFrameSmoother(), RegressStage(tracker.inference.landmarker.regress)) \
         if hold == "smoothing only" else tracker.new_temporal_stage(live=False)
     out = {}
     for result in track_frames(frames, engine, cfg.batch_size, cfg.queue_size, False, temporal):
@@ -125,7 +125,7 @@ def per_frame_faces(frames):
     cfg = TrackingConfig()
     tracker = tracker_for(TemporalConfig())
     results = track_frames(frames, tracker.new_engine(), cfg.batch_size, cfg.queue_size, False, None)
-    return tracker.model, {r.frame.index: r.faces[0] for r in results if r.faces}
+    return tracker.classifier.model, {r.frame.index: r.faces[0] for r in results if r.faces}
 
 
 def scores(pred: dict, labels: dict, subset: list[int]) -> dict:

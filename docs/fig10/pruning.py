@@ -21,10 +21,11 @@ sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
 import occlusion as occ  # noqa: E402
+
 from tracker.config import TemporalConfig  # noqa: E402
 from tracker.io.annotations import read_300vw  # noqa: E402
 from tracker.io.sources import VideoSource  # noqa: E402
-from tracker.hmm import FixedLagDecoder, model_transitions  # noqa: E402
+from tracker.temporal.hmm import FixedLagDecoder, model_transitions  # noqa: E402
 
 SIZES = (None, 4096, 1024, 512, 256, 64)
 

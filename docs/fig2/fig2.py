@@ -37,12 +37,12 @@ def measure(kind: str, k: int, threads: int, device: str = "cpu", amp: bool = Fa
     import numpy as np
     import torch
     sys.path.insert(0, str(REPO))
+    from tracker.classifier.network import PoseClassifier
     from tracker.config import ModelConfig
-    from tracker.network import PoseClassifier
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     import cv2
-    importlib.import_module("tracker.cvnet")         # its imports counted before the baseline
+    importlib.import_module("tracker.classifier.opencv_network")         # its imports counted before the baseline
     base = _rss_mb()
     cfg = ModelConfig()
     net = PoseClassifier(cfg, k)
@@ -57,8 +57,9 @@ def measure(kind: str, k: int, threads: int, device: str = "cpu", amp: bool = Fa
         crops = {n: rng.integers(0, 256, (n, cfg.crop_size, cfg.crop_size, 3), dtype=np.uint8) for n in sizes}
         if kind == "opencv":
             import gc
-            from tracker.cvnet import CvClassifier
-            from tracker.model import PIXEL_MEAN_BGR, PIXEL_STD_BGR
+
+            from tracker.classifier.inputs import PIXEL_MEAN_BGR, PIXEL_STD_BGR
+            from tracker.classifier.opencv_network import CvClassifier
             cv2.setNumThreads(threads)
             state = {k_: v.detach().numpy() for k_, v in net.state_dict().items()}
             model = CvClassifier(state, PIXEL_MEAN_BGR, PIXEL_STD_BGR)
@@ -86,7 +87,7 @@ def measure(kind: str, k: int, threads: int, device: str = "cpu", amp: bool = Fa
             out[f"ms_batch{n}"] = 1000 * float(np.median(times))
             out[f"ms_per_crop_batch{n}"] = out[f"ms_batch{n}"] / n
     else:                                                   # one training step, fp32
-        from tracker.losses import loss_from_name
+        from tracker.training.losses import loss_from_name
         net = net.train().to(device)
         optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
         loss_fn = loss_from_name("multilabel")

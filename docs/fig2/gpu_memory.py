@@ -1,9 +1,9 @@
 """Peak memory of one training step at K up to 140,000, in fp32 and in bf16 autocast, for
 batch sizes up to the largest that fits an 80 GB GPU: measured without a GPU.
 
-The training step is the one tracker/train.py runs (the default network: ResNet-18 on 96 px
+The training step is the one tracker/training/classifier.py runs (the default network: ResNet-18 on 96 px
 crops, 256-d embedding, the K x 256 head; the multi-label loss over sparse membership sets;
-AdamW with CUDA's foreach update), executed by tracker.stepmemory on fake tensors (torch's
+AdamW with CUDA's foreach update), executed by tracker.training.step_memory on fake tensors (torch's
 FakeTensorMode: every tensor has its shape, dtype and size, none has data, nothing is
 computed) and tracked by torch's MemTracker, which counts the bytes each live tensor holds
 (parameters, gradients, optimizer state, activations, temporaries) and keeps the peak. A
@@ -33,9 +33,9 @@ CARD_BYTES = 78 * GIB            # an 80 GB card less its context and workspace
 
 
 def step_peak(k: int, batch: int, amp: bool, members: int, fake: bool = True) -> dict:
-    """One row: tracker.stepmemory's peak for the default network at K = ``k``."""
+    """One row: tracker.training.step_memory's peak for the default network at K = ``k``."""
     from tracker.config import ModelConfig
-    from tracker.stepmemory import step_peak as peak
+    from tracker.training.step_memory import step_peak as peak
     return {"K": k, "batch": batch, "precision": "bf16 autocast" if amp else "fp32", "fake": fake,
             "members": min(members, k), "bytes": peak(ModelConfig(), k, batch, amp, members, fake)}
 

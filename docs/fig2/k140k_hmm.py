@@ -29,12 +29,18 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
+from tracker.classifier.model import (  # noqa: E402
+    DEFAULT_MODEL,
+    confidence_path,
+    load_model,
+    load_regressors,
+    save_regressors,
+)
 from tracker.config import load_config  # noqa: E402
-from tracker.data import load_faces, split_by_photo, template_bank  # noqa: E402
-from tracker.hmm import pose_transitions  # noqa: E402
-from tracker.model import DEFAULT_MODEL, confidence_path, load_model, load_refiners, save_refiners  # noqa: E402
-from tracker.poses import nearest_template  # noqa: E402
-from tracker.train import exemplar_subset  # noqa: E402
+from tracker.distribution.poses import nearest_template  # noqa: E402
+from tracker.temporal.hmm import pose_transitions  # noqa: E402
+from tracker.training.classifier import exemplar_subset  # noqa: E402
+from tracker.training.data import load_faces, split_by_photo, template_bank  # noqa: E402
 
 OUT = Path("/tmp/facetrack-k140k")
 SAMPLE = REPO / "tracker" / "assets" / "sample"
@@ -78,10 +84,10 @@ def borrow_packaged_trees(path, nearest: np.ndarray, with_box: bool = False) -> 
     """Write the packaged cascade beside the model at ``path``, class k taking the cluster of
     packaged class ``nearest[k]`` (the trees read the image, not the network); the packaged
     detection refinement too when ``with_box`` (it reads the network's features)."""
-    refiners = load_refiners(DEFAULT_MODEL)
+    refiners = load_regressors(DEFAULT_MODEL)
     cascade = refiners["cascade"]
     cascade = dataclasses.replace(cascade, class_cluster=np.asarray(cascade.class_cluster)[nearest])
-    save_refiners(path, cascade, refiners.get("box") if with_box else None)
+    save_regressors(path, cascade, refiners.get("box") if with_box else None)
 
 
 def main() -> None:

@@ -33,16 +33,22 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
-from tracker.accuracy import predict_folder, track_clip  # noqa: E402
-from tracker.api import Tracker  # noqa: E402
-from tracker.config import TemporalConfig, config_from_dict  # noqa: E402
-from tracker.data import jittered_crops, load_faces, split_by_photo  # noqa: E402
-from tracker.evaluation import evaluate  # noqa: E402
-from tracker.hmm import pose_transitions  # noqa: E402
-from tracker.model import DEFAULT_MODEL, confidence_path, load_model, load_refiners  # noqa: E402
-from tracker.poses import nearest_template  # noqa: E402
-from tracker.train import validate  # noqa: E402
 from k140k_hmm import borrow_packaged_trees  # noqa: E402  (this folder's)
+
+from tracker.api import Tracker  # noqa: E402
+from tracker.classifier.model import (  # noqa: E402
+    DEFAULT_MODEL,
+    confidence_path,
+    load_model,
+    load_regressors,
+)
+from tracker.config import TemporalConfig, config_from_dict  # noqa: E402
+from tracker.distribution.poses import nearest_template  # noqa: E402
+from tracker.evaluation.accuracy import predict_folder, track_clip  # noqa: E402
+from tracker.evaluation.scoring import evaluate  # noqa: E402
+from tracker.temporal.hmm import pose_transitions  # noqa: E402
+from tracker.training.classifier import validate  # noqa: E402
+from tracker.training.data import jittered_crops, load_faces, split_by_photo  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 HELEN_TEST = SHARED / "300w-subset" / "helen-test"
@@ -60,7 +66,7 @@ def prepare(path: Path) -> None:
         model.transitions = trans.to_dict()
         model.save(path)
         print(f"pose graph: {len(trans.indices):,} edges in {time.perf_counter() - tick:.1f} s", flush=True)
-    if not load_refiners(path):
+    if not load_regressors(path):
         nearest, _ = nearest_template(model.templates, load_model(DEFAULT_MODEL, "cpu", "torch").templates)
         borrow_packaged_trees(path, nearest)
     if not confidence_path(path).is_file():
@@ -90,8 +96,9 @@ def still_rows(name: str, path, top_k: int, out: Path) -> list[dict]:
         plan.append((f"classification, top-k {top_k} (chosen on validation)", top_k, False))
     plan.append((f"+ trees, top-k {top_k}", top_k, True))
     for label, k, trees in plan:
-        tracker = Tracker(path, "cpu", temporal=False, threads=2, refine=trees, top_k=k)
-        tracker.landmarker.box_refiner = None
+        tracker = Tracker(path, "cpu", temporal=False, threads=2, regressors="video" if trees else "off",
+                          box_refinement=trees, top_k=k)
+        tracker.inference.landmarker.box_refiner = None
         csv = out / f"{slug(name)}-stills-{len(rows)}.csv"
         tick = time.perf_counter()
         predict_folder(tracker, HELEN_TEST, csv)
@@ -103,7 +110,7 @@ def still_rows(name: str, path, top_k: int, out: Path) -> list[dict]:
 
 def clip_row(name: str, path, top_k: int, out: Path) -> dict:
     tracker = Tracker(path, "cpu", top_k=top_k)
-    tracker.landmarker.box_refiner = None
+    tracker.inference.landmarker.box_refiner = None
     csv = out / f"{slug(name)}-clip.csv"
     track_clip(tracker, CLIP / "vid.mp4", csv)
     row = {"model": name, "row": f"track (HMM on), top-k {top_k}", **evaluate(csv, CLIP)[1]["all"].as_dict()}

@@ -31,8 +31,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from tracker.data import load_faces  # noqa: E402
-from tracker.shapes import MIRROR  # noqa: E402
+from tracker.geometry.shapes import MIRROR  # noqa: E402
+from tracker.training.data import load_faces  # noqa: E402
 
 SETS = ["afw", "helen-train", "lfpw-train"]
 OUT = REPO / "tracker" / "assets" / "face3d.txt"

@@ -3,7 +3,7 @@
 Run: OMP_NUM_THREADS=1 .venv/bin/python docs/headpose/check.py
 HELEN-test (report only, nothing tuned on it), detection setup as `facetrack predict`
 (as docs/distribution/spread.py): for every face found, the mean and standard deviation of
-(yaw, pitch, roll) under its top-50 class distribution (`tracker.headpose.pose_moments` over
+(yaw, pitch, roll) under its top-50 class distribution (`tracker.distribution.head_pose.pose_moments` over
 `class_poses` of the model's templates) against `pose_of_shapes` of the 68 ground-truth
 points; for reference also against the pose of the final predicted landmarks (after the
 regressors), and the pose of the predicted landmarks against the ground truth's.
@@ -17,12 +17,12 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from tracker.data import load_faces  # noqa: E402
-from tracker.detect import detector_chain, fallback_detectors, iou  # noqa: E402
-from tracker.headpose import class_poses, pose_moments, pose_of_shapes  # noqa: E402
-from tracker.landmarker import Landmarker  # noqa: E402
-from tracker.model import load_model  # noqa: E402
-from tracker.shapes import landmark_box  # noqa: E402
+from tracker.classifier.model import load_model  # noqa: E402
+from tracker.detection.detectors import detector_chain, fallback_detectors, iou  # noqa: E402
+from tracker.distribution.head_pose import class_poses, pose_moments, pose_of_shapes  # noqa: E402
+from tracker.geometry.shapes import landmark_box  # noqa: E402
+from tracker.inference.landmarker import Landmarker  # noqa: E402
+from tracker.training.data import load_faces  # noqa: E402
 
 NAMES = ("yaw", "pitch", "roll")
 

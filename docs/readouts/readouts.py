@@ -26,11 +26,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
+from tracker.classifier.model import load_model  # noqa: E402
 from tracker.config import config_from_dict  # noqa: E402
-from tracker.data import jittered_crops, load_faces, split_by_photo  # noqa: E402
-from tracker.metrics import auc, failure_rate  # noqa: E402
-from tracker.model import load_model  # noqa: E402
-from tracker.train import landmark_errors, predict_scores  # noqa: E402
+from tracker.evaluation.metrics import auc, failure_rate  # noqa: E402
+from tracker.training.classifier import landmark_errors, predict_scores  # noqa: E402
+from tracker.training.data import jittered_crops, load_faces, split_by_photo  # noqa: E402
 
 TOP = 400                   # classes kept per face for every readout
 KS = (1, 10, 25, 50, 100, 200, 400)

@@ -1,7 +1,7 @@
 """Before/after overlays of the regressors on the bundled sample clip (issue 11).
 
 Tracks the clip twice with the default settings (HMM + smoothing): classification alone
-(``refine=False``) and with the regressors, and writes side-by-side crops of the frames
+(``regressors="off", box_refinement=False``) and with the regressors, and writes side-by-side crops of the frames
 where the pseudo-labelled mouth is open widest and where the classification-only jaw
 is furthest from the pseudo-labels. Run: .venv/bin/python docs/regressors/frames.py
 """
@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 import tracker
-from tracker.bench import SAMPLE_CLIP
-from tracker.draw import annotate
+from tracker.evaluation.bench import SAMPLE_CLIP
+from tracker.io.draw import annotate
 
 HERE = Path(__file__).parent
 JAW, MOUTH_TOP, MOUTH_BOTTOM = slice(0, 17), 62, 66
@@ -23,7 +23,7 @@ JAW, MOUTH_TOP, MOUTH_BOTTOM = slice(0, 17), 62, 66
 def tracked(refine: bool) -> dict:
     """frame index -> (image, landmarks of the first face)."""
     out = {}
-    with tracker.Tracker(refine=refine, device="cpu") as t, t.track(SAMPLE_CLIP) as stream:
+    with tracker.Tracker(regressors="video" if refine else "off", box_refinement=refine, device="cpu") as t, t.track(SAMPLE_CLIP) as stream:
         for frame in stream:
             if frame.faces:
                 out[frame.index] = (frame.image, frame.faces[0].landmarks, frame.faces[0].confidence)

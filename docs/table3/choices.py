@@ -2,10 +2,10 @@
 
 Run: .venv/bin/python docs/table3/choices.py LIKELIHOOD RECROP [CLIP]
   LIKELIHOOD: omega (eq. 10, the consistent classes alone) or gaussian (each class weighted
-  by the click's Gaussian likelihood, tracker.condition.click_log_likelihood);
+  by the click's Gaussian likelihood, tracker.distribution.clicks.click_log_likelihood);
   RECROP: 1 to crop and classify the face again around the conditional prediction, 0 not to.
 Without CLIP: the 213 validation faces held out of AFW + HELEN-train + LFPW-train
-(tracker.data.split_by_photo(..., 0.1, seed 0), the default model's own validation split),
+(tracker.training.data.split_by_photo(..., 0.1, seed 0), the default model's own validation split),
 2 suggested clicks. With CLIP (a folder name under ../shared/data/videos): that sequence,
 also one suggested click every 10 frames. Never HELEN-test.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-import tracker.condition as condition  # noqa: E402
+import tracker.distribution.clicks as condition  # noqa: E402
 from tracker.api import Tracker  # noqa: E402
-from tracker.data import load_faces, split_by_photo  # noqa: E402
-from tracker.simulate import format_table, simulate_sequence, simulate_stills  # noqa: E402
+from tracker.evaluation.simulate import format_table, simulate_sequence, simulate_stills  # noqa: E402
+from tracker.training.data import load_faces, split_by_photo  # noqa: E402
 
 SUBSET = REPO.parent / "shared" / "data" / "300w-subset"
 

@@ -11,10 +11,11 @@ import difflib
 import importlib
 import sys
 
-from .. import __version__
-from .common import EXIT_CODES, EXIT_OK, EXIT_USAGE, fail
+from tracker import __version__
+from tracker.cli.common import EXIT_CODES, EXIT_OK, EXIT_USAGE, fail
 
-COMMANDS = ("track", "batch", "predict", "annotate", "evaluate", "accuracy", "train", "refine", "sweep", "calibrate", "bench")
+RENAMED = {"refine": "fit"}      # commands under their names before issue 27
+COMMANDS = ("track", "batch", "predict", "annotate", "evaluate", "accuracy", "train", "fit", "sweep", "calibrate", "bench")
 
 
 def usage() -> str:
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if first == "help":
         return main([rest[0], "--help"] if rest else ["--help"])
+    if first in RENAMED:
+        return fail("facetrack", f"'{first}' was renamed: did you mean 'facetrack {RENAMED[first]}'?", EXIT_USAGE)
     if first not in COMMANDS:
         close = difflib.get_close_matches(first, COMMANDS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f"; commands: {', '.join(COMMANDS)}"

@@ -1,4 +1,4 @@
 """``python -m tracker.cli COMMAND ...``: the facetrack command (torchrun uses this form)."""
-from . import main
+from tracker.cli import main
 
 raise SystemExit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import EXIT_OK, command_parser, run_command
+from tracker.cli.common import EXIT_OK, command_parser, run_command
 
 SUMMARY = "the accuracy table: classification, + detection refinement, + regressors, + temporal, dlib"
 DEFAULT_STILLS = "../shared/data/300w-subset/helen-test"
@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None, prog: str = "facetrack accuracy") -> int
 
 
 def _accuracy(argv: list[str], prog: str) -> int:
-    from ..accuracy import clip_rows, markdown, still_rows
-    from ..errors import FacetrackError
-    from ..model import load_model
+    from tracker.classifier.model import load_model
+    from tracker.errors import FacetrackError
+    from tracker.evaluation.accuracy import clip_rows, markdown, still_rows
     args = parser(prog).parse_args(argv)
     for path in [args.stills] + ([args.clip] if args.clip else []):
         if not Path(path).is_dir():

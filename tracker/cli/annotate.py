@@ -4,8 +4,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
-from .common import EXIT_INTERRUPTED, EXIT_OK, command_parser, fail, int_at_least, run_command, warn
+from tracker.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    command_parser,
+    fail,
+    int_at_least,
+    run_command,
+    warn,
+)
+from tracker.errors import UsageError
 
 SUMMARY = "annotate images or video frames in a window: drag landmarks, the rest follows (300-W .pts)"
 
@@ -14,7 +22,7 @@ KEY_BACKSPACE, KEY_TAB, KEY_ESC, KEY_DELETE = 8, 9, 27, 127
 
 
 def parser(prog: str = "facetrack annotate"):
-    from ..annotate import DEFAULT_TOLERANCE
+    from tracker.apps.annotate import DEFAULT_TOLERANCE
     p = command_parser(prog, "Interactive annotation: every face of each image (or video frame) is predicted; "
                              "drag a landmark to where it belongs and the face is predicted again given it (the "
                              "classes consistent with every click, paper eq. 10); the landmark whose click would "
@@ -45,8 +53,14 @@ def main(argv: list[str] | None = None, prog: str = "facetrack annotate") -> int
 
 
 def _annotate(argv: list[str], prog: str) -> int:
-    from ..annotate import DEFAULT_TOLERANCE, AnnotationSession, check_out, default_out, open_items
-    from ..io.sinks import display_available
+    from tracker.apps.annotate import (
+        DEFAULT_TOLERANCE,
+        AnnotationSession,
+        check_out,
+        default_out,
+        open_items,
+    )
+    from tracker.io.sinks import display_available
     args = parser(prog).parse_args(argv)
     if args.tolerance is not None and not args.tolerance > 0:
         raise UsageError(f"--tolerance must be positive, got {args.tolerance:g}")
@@ -61,7 +75,7 @@ def _annotate(argv: list[str], prog: str) -> int:
         check_out(out, Path(args.input))
         if any(out.glob("*.pts")) or (out / "annot").is_dir():
             warn(prog, f"{out} already holds annotations; saving overwrites those of the items you visit")
-        from ..api import Tracker
+        from tracker.api import Tracker
         tracker = Tracker(args.model, "cpu", temporal=True, threads=args.threads)
         session = AnnotationSession(tracker, items, out, args.tolerance or DEFAULT_TOLERANCE)
         try:
@@ -147,13 +161,14 @@ def run_window(session, title: str) -> None:
 
 
 def _simulate(args, prog: str) -> int:
-    """``--simulate GT``: the table of tracker.simulate, printed (stdout) as text or JSON.
+    """``--simulate GT``: the table of tracker.evaluation.simulate, printed (stdout) as text or JSON.
     The click tolerance is the simulator's own (a fraction of the face box) unless
     ``--tolerance`` was given."""
     import json
-    from ..api import Tracker
-    from ..simulate import format_table, simulate
-    from .common import int_list
+
+    from tracker.api import Tracker
+    from tracker.cli.common import int_list
+    from tracker.evaluation.simulate import format_table, simulate
     every = int_list(args.every, "--every", low=1)
     gt = Path(args.simulate)
     if not gt.exists():

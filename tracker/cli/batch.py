@@ -4,9 +4,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
-from .common import (EXIT_INPUT, EXIT_OK, EXIT_USAGE, add_overrides, command_parser, fail, int_at_least,
-                     parse_overrides, run_command, warn)
+from tracker.cli.common import (
+    EXIT_INPUT,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_overrides,
+    command_parser,
+    fail,
+    int_at_least,
+    parse_overrides,
+    run_command,
+    warn,
+)
+from tracker.errors import UsageError
 
 SUMMARY = "track many videos (files or folders): a CSV each, a manifest, resume, retries, timeouts"
 
@@ -48,10 +58,19 @@ def main(argv: list[str] | None = None, prog: str = "facetrack batch") -> int:
 
 
 def _batch(argv: list[str], prog: str) -> int:
-    from ..batch import (VIDEO_SUFFIXES, LocalPool, Settings, default_cache_root, find_videos, plan_jobs,
-                         run_batch, to_run, worker_counts)
-    from ..config import load_track_config
-    from ..io.sinks import check_writable
+    from tracker.apps.batch import (
+        VIDEO_SUFFIXES,
+        LocalPool,
+        Settings,
+        default_cache_root,
+        find_videos,
+        plan_jobs,
+        run_batch,
+        to_run,
+        worker_counts,
+    )
+    from tracker.config import load_track_config
+    from tracker.io.sinks import check_writable
     p = parser(prog)
     if not argv:
         p.print_usage(sys.stderr)
@@ -74,7 +93,7 @@ def _batch(argv: list[str], prog: str) -> int:
     settings = Settings(model=args.model, device=args.device, config=args.config, overrides=overrides,
                         threads=threads, spread=args.spread)
     if args.executor == "ray" or args.ray_address:
-        from ..batch import RayPool
+        from tracker.apps.batch import RayPool
         pool = RayPool(settings, address=args.ray_address, workers=args.workers, timeout=args.timeout,
                        retries=args.retries, gpus=args.gpus_per_worker)
     else:

@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import json
 
-from ..errors import UsageError
-from .common import EXIT_OK, add_overrides, command_parser, int_list, parse_overrides, run_command
+from tracker.cli.common import (
+    EXIT_OK,
+    add_overrides,
+    command_parser,
+    int_list,
+    parse_overrides,
+    run_command,
+)
+from tracker.errors import UsageError
 
 SUMMARY = "speed: our tracker against the dlib baseline on one clip, per-stage times, peak memory, HMM decoder"
 
@@ -48,10 +55,18 @@ def main(argv: list[str] | None = None, prog: str = "facetrack bench") -> int:
 
 def _bench(argv: list[str], prog: str) -> int:
     import dataclasses
-    from ..api import Tracker
-    from ..bench import (SAMPLE_CLIP, decode_only, decoder_benchmarks, peak_rss_mb, run_dlib_baseline, run_tracker,
-                         scratch_csv)
-    from ..config import load_track_config
+
+    from tracker.api import Tracker
+    from tracker.config import load_track_config
+    from tracker.evaluation.bench import (
+        SAMPLE_CLIP,
+        decode_only,
+        decoder_benchmarks,
+        peak_rss_mb,
+        run_dlib_baseline,
+        run_tracker,
+        scratch_csv,
+    )
     args = parser(prog).parse_args(argv)
     batch_sizes = int_list(args.batch_sizes, "--batch-sizes", low=1)
     upsamples = int_list(args.baseline_upsample, "--baseline-upsample")
@@ -66,19 +81,19 @@ def _bench(argv: list[str], prog: str) -> int:
     tracker = Tracker(args.model, args.device, config=config)
     run_tracker(clip, tracker, scratch_csv("warmup"), max_frames=16)      # first-call costs
     report = {"clip": clip, "device": str(tracker.device), "backend": tracker.backend, "threads": tracker.threads,
-              "batch_size": tracker.batch_size, "device_crops": tracker.landmarker.device_crops,
+              "batch_size": tracker.batch_size, "device_crops": tracker.inference.landmarker.device_crops,
               "overlap": tracker.overlap,
               "processes": processes,
               "config": dataclasses.asdict(config.tracking), "temporal": dataclasses.asdict(config.temporal),
               "ours": run_tracker(clip, tracker, scratch_csv("ours"), args.frames)}
     report["ours_runs"] = []
     for size in batch_sizes:
-        variant = Tracker(tracker.model, args.device, config=config, batch_size=size, gpu_batch_size=size,
+        variant = Tracker(tracker.classifier.model, args.device, config=config, batch_size=size, gpu_batch_size=size,
                           latency=False)
         report["ours_runs"].append({"batch_size": size, **run_tracker(clip, variant, scratch_csv("ours"),
                                                                       args.frames)})
     if args.overlap_too:
-        variant = Tracker(tracker.model, args.device, config=config, overlap="off" if tracker.overlap else "on")
+        variant = Tracker(tracker.classifier.model, args.device, config=config, overlap="off" if tracker.overlap else "on")
         report["ours_runs"].append({"batch_size": variant.batch_size, "overlap": variant.overlap,
                                     **run_tracker(clip, variant, scratch_csv("ours"), args.frames)})
     if tracker.backend == "torch" and tracker.device.type == "cuda":
@@ -87,16 +102,17 @@ def _bench(argv: list[str], prog: str) -> int:
     report["decode_only"] = decode_only(clip, config.tracking.decode_threads, args.frames)
     report["baseline"] = [] if args.no_baseline else [
         run_dlib_baseline(clip, scratch_csv(f"dlib{u}"), u, args.frames) for u in upsamples]
-    report["hmm"] = decoder_benchmarks(tracker.model, config.temporal, hmm_states)
+    report["hmm"] = decoder_benchmarks(tracker.classifier.model, config.temporal, hmm_states)
     report["peak_rss_mb_end"] = peak_rss_mb()
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return EXIT_OK
 
 
 def built_multi_face_clip(image: str) -> str:
-    """The multi-face clip of :func:`tracker.bench.multi_face_clip`, in the temporary folder."""
+    """The multi-face clip of :func:`tracker.evaluation.bench.multi_face_clip`, in the temporary folder."""
     from pathlib import Path
-    from ..bench import multi_face_clip, scratch_csv
+
+    from tracker.evaluation.bench import multi_face_clip, scratch_csv
     source = Path(image) if image else Path(__file__).resolve().parents[3] / "shared" / "data" / "images" / \
         "multi_face.jpg"
     if not source.is_file():
@@ -106,7 +122,12 @@ def built_multi_face_clip(image: str) -> str:
 
 def whole_processes(clip: str, args, runs: int) -> list[dict]:
     """``runs`` alternating pairs (ours first, then the dlib loop) of fresh processes."""
-    from ..bench import dlib_command, process_run, scratch_csv, tracker_command
+    from tracker.evaluation.bench import (
+        dlib_command,
+        process_run,
+        scratch_csv,
+        tracker_command,
+    )
     extra = ["--device", args.device]
     if args.model:
         extra += ["--model", args.model]

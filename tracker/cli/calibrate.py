@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from ..errors import OutputError, UsageError
-from .common import EXIT_OK, command_parser, run_command
+from tracker.cli.common import EXIT_OK, command_parser, run_command
+from tracker.errors import OutputError, UsageError
 
 SUMMARY = "refit a model's detector box calibrations and HMM transitions on its training split"
 
@@ -28,12 +28,15 @@ def main(argv: list[str] | None = None, prog: str = "facetrack calibrate") -> in
 
 
 def _calibrate(argv: list[str], prog: str) -> int:
-    from ..config import TemporalConfig, config_from_dict
-    from ..data import load_faces, split_by_photo
-    from ..detect import DETECTOR_NAMES
-    from ..hmm import pose_transitions
-    from ..model import DEFAULT_MODEL, load_model
-    from ..train import calibrate_detectors, calibrate_landmark_boxes
+    from tracker.classifier.model import DEFAULT_MODEL, load_model
+    from tracker.config import TemporalConfig, config_from_dict
+    from tracker.detection.detectors import DETECTOR_NAMES
+    from tracker.temporal.hmm import pose_transitions
+    from tracker.training.classifier import (
+        calibrate_detectors,
+        calibrate_landmark_boxes,
+    )
+    from tracker.training.data import load_faces, split_by_photo
     args = parser(prog).parse_args(argv)
     args.model = args.model or str(DEFAULT_MODEL)
     model = load_model(args.model)
@@ -70,9 +73,14 @@ def _calibrate_confidence(model, val_faces, model_path) -> int:
     """Fit and write the confidence calibration; print its fit statistics."""
     import numpy as np
     import torch
-    from ..confidence import confidence_examples, fit_logistic, roc_auc
-    from ..landmarker import Landmarker
-    from ..model import confidence_path
+
+    from tracker.classifier.model import confidence_path
+    from tracker.distribution.confidence import (
+        confidence_examples,
+        fit_logistic,
+        roc_auc,
+    )
+    from tracker.inference.landmarker import Landmarker
     torch.set_num_threads(1)
     model.confidence = None
     features, success, errors = confidence_examples(Landmarker(model), val_faces)

@@ -11,8 +11,8 @@ import os
 import signal
 import sys
 
-from .. import __version__
-from ..errors import FacetrackError, OutputError, UsageError
+from tracker import __version__
+from tracker.errors import FacetrackError, OutputError, UsageError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_DAMAGED = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
@@ -25,6 +25,14 @@ def command_parser(prog: str, description: str, epilog: str | None = None) -> ar
     p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog or EXIT_CODES)
     p.add_argument("--version", action="version", version=f"facetrack {__version__}")
     return p
+
+
+def add_renamed_option(p: argparse.ArgumentParser, old: str, new: str) -> None:
+    """An option under its name before issue 27: giving it is an error that names ``new``."""
+    class Renamed(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser.error(f"{old} was renamed: did you mean {new}?")
+    p.add_argument(old, nargs=0, action=Renamed, help=argparse.SUPPRESS)
 
 
 def fail(prog: str, message: str, code: int) -> int:
@@ -184,3 +192,18 @@ def int_list(text: str, what: str, low: int = 0) -> list[int]:
     if any(v < low for v in values):
         raise UsageError(f"{what}: every value must be at least {low}, got {text!r}")
     return values
+
+
+def add_regressor_switches(p: argparse.ArgumentParser) -> None:
+    """--no-regressors and --no-box-refinement (each switches off its own stage only)."""
+    p.add_argument("--no-regressors", action="store_true",
+                   help="no cascaded regressors after the classifier (the classifier's own landmarks)")
+    p.add_argument("--no-box-refinement", action="store_true",
+                   help="no box refinement between classifier passes (crops around the landmarks' own box)")
+    add_renamed_option(p, "--no-refine", "--no-regressors and/or --no-box-refinement")
+
+
+def regressor_switches(args) -> dict:
+    """Tracker settings for :func:`add_regressor_switches`' options."""
+    return {**({"regressors": "off"} if args.no_regressors else {}),
+            **({"box_refinement": False} if args.no_box_refinement else {})}

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import FacetrackError, OutputError
-from .common import EXIT_OK, command_parser, run_command, warn
+from tracker.cli.common import EXIT_OK, command_parser, run_command, warn
+from tracker.errors import FacetrackError, OutputError
 
 SUMMARY = "score predictions against ground truth: NME, AUC@0.08, failure rate, CED plot"
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None, prog: str = "facetrack evaluate") -> int
 
 
 def _evaluate(argv: list[str], prog: str) -> int:
-    from ..evaluation import evaluate
+    from tracker.evaluation.scoring import evaluate
     args = parser(prog).parse_args(argv)
     names = args.name or []
     if len(names) > len(args.pred):
@@ -69,7 +69,8 @@ def _plot_ced(curves, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    from ..metrics import auc, ced
+
+    from tracker.evaluation.metrics import auc, ced
     thresholds = np.linspace(0, 0.08, 161)
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
     for name, errors in curves:

@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, command_parser, frame_progress, int_at_least, run_command
+from tracker.cli.common import (
+    EXIT_OK,
+    add_regressor_switches,
+    command_parser,
+    frame_progress,
+    int_at_least,
+    regressor_switches,
+    run_command,
+)
 
 SUMMARY = "landmarks of every face in images (or each video frame on its own): CSV"
 
@@ -29,11 +37,10 @@ def parser(prog: str = "facetrack predict"):
                    help="test-time mirroring (the default): the mirrored crop classified and the mirrored face "
                         "refined too, each averaged; twice the classifier's and the regressors' compute "
                         "(validation AUC 0.780 -> 0.786)")
-    p.add_argument("--regressors", default="stills", choices=("stills", "video"),
+    p.add_argument("--regressors", default="stills", choices=("stills", "video", "off"),
                    help="the model's cascade for stills (the default: a network stage + trees, where the model "
-                        "has one; validation AUC 0.786 -> 0.795) or the one `track` uses (trees)")
-    p.add_argument("--no-refine", action="store_true",
-                   help="classification alone: skip the model's regressors after the classifier")
+                        "has one; validation AUC 0.786 -> 0.795), the one `track` uses (trees), or none")
+    add_regressor_switches(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "opencv"),
                    help="the network's engine (auto: torch on a GPU, OpenCV's DNN module on the CPU)")
@@ -49,16 +56,16 @@ def main(argv: list[str] | None = None, prog: str = "facetrack predict") -> int:
 
 
 def _predict(argv: list[str], prog: str) -> int:
-    from ..api import Tracker
-    from ..engine import FrameResult
-    from ..io.sinks import CsvSink
-    from ..io.sources import ImageSource, open_source
+    from tracker.api import Tracker
+    from tracker.inference.engine import FrameResult
+    from tracker.io.sinks import CsvSink
+    from tracker.io.sources import ImageSource, open_source
     args = parser(prog).parse_args(argv)
     source = open_source(args.input)
     fallback = "none" if args.fallback == "auto" and not isinstance(source, ImageSource) else args.fallback
     tracker = Tracker(args.model, args.device, temporal=False, threads=args.threads, detector=args.detector,
                       fallback=fallback, upsample=args.upsample, detect_passes=args.passes, top_k=args.top_k,
-                      flip_average=args.flip_average, refine=not args.no_refine, regressors=args.regressors,
+                      flip_average=args.flip_average, **{"regressors": args.regressors, **regressor_switches(args)},
                       backend=args.backend)
     extra = ("file",) if isinstance(source, ImageSource) else ()
     total = len(source) if isinstance(source, ImageSource) else source.frame_count

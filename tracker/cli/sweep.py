@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import EXIT_OK, TrainingProgress, command_parser, run_command
+from tracker.cli.common import EXIT_OK, TrainingProgress, command_parser, run_command
 
 SUMMARY = "a K x loss grid of training runs (the paper's Fig. 3): table and plot under docs/"
 
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None, prog: str = "facetrack sweep") -> int:
 
 
 def _sweep(argv: list[str], prog: str) -> int:
-    from ..sweep import load_sweep, plot_sweep, run_sweep
+    from tracker.training.sweep import load_sweep, plot_sweep, run_sweep
     args = parser(prog).parse_args(argv)
     base, points, losses, out = load_sweep(args.config)
     results = run_sweep(base, points, losses, out,

@@ -6,9 +6,23 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from ..errors import FacetrackError, OutputError, UsageError
-from .common import (EXIT_DAMAGED, EXIT_INPUT, EXIT_OK, EXIT_USAGE, StopSignals, add_overrides, command_parser,
-                     fail, frame_progress, parse_overrides, run_command, warn)
+from tracker.cli.common import (
+    EXIT_DAMAGED,
+    EXIT_INPUT,
+    EXIT_OK,
+    EXIT_USAGE,
+    StopSignals,
+    add_overrides,
+    add_regressor_switches,
+    command_parser,
+    fail,
+    frame_progress,
+    parse_overrides,
+    regressor_switches,
+    run_command,
+    warn,
+)
+from tracker.errors import FacetrackError, OutputError, UsageError
 
 SUMMARY = "follow every face through a video, image folder or webcam: CSV, overlay video, window, JSON lines"
 
@@ -33,8 +47,7 @@ def parser(prog: str = "facetrack track"):
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--no-temporal", action="store_true",
                    help="per-frame estimates only: no HMM over pose classes, no smoothing")
-    p.add_argument("--no-refine", action="store_true",
-                   help="classification alone: skip the model's regressors after the classifier")
+    add_regressor_switches(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
@@ -44,7 +57,7 @@ def main(argv: list[str] | None = None, prog: str = "facetrack track") -> int:
 
 
 def _track(argv: list[str], prog: str) -> int:
-    from ..config import load_track_config
+    from tracker.config import load_track_config
     p = parser(prog)
     if not argv:
         p.print_usage(sys.stderr)
@@ -57,12 +70,12 @@ def _track(argv: list[str], prog: str) -> int:
 
 
 def _run(args, config, stop: StopSignals, prog: str) -> int:
-    from ..api import Tracker
-    from ..draw import render
-    from ..io.sinks import StopRequested
-    from ..io.sources import SourceError, open_source
+    from tracker.api import Tracker
+    from tracker.io.draw import render
+    from tracker.io.sinks import StopRequested
+    from tracker.io.sources import SourceError, open_source
     source = open_source(args.input, config.tracking.decode_threads)       # a bad input fails before the model loads
-    switches = {**({"temporal": False} if args.no_temporal else {}), **({"refine": False} if args.no_refine else {})}
+    switches = {**({"temporal": False} if args.no_temporal else {}), **regressor_switches(args)}
     tracker = Tracker(args.model, args.device, config=config, **switches)
     done = 0
     heat = tracker.heatmap if args.draw_uncertainty == "heatmap" else None
@@ -112,7 +125,7 @@ def _run(args, config, stop: StopSignals, prog: str) -> int:
 
 def check_outputs(args) -> None:
     """Check the chosen outputs before any work starts."""
-    from ..io.sinks import VIDEO_CODECS, check_writable
+    from tracker.io.sinks import VIDEO_CODECS, check_writable
     if not (args.csv or args.output or args.show or args.jsonl):
         raise UsageError("choose at least one output: --csv, -o/--output, --show or --jsonl")
     if args.csv == "-" and args.jsonl == "-":
@@ -130,8 +143,8 @@ def check_outputs(args) -> None:
 
 def open_sinks(args, source, stack: ExitStack) -> tuple[list, list]:
     """(sinks taking results, sinks taking results and the drawn overlay), entered on ``stack``."""
-    from ..io.sinks import CsvSink, JsonlSink, VideoSink, WindowSink
-    from ..io.sources import ImageSource
+    from tracker.io.sinks import CsvSink, JsonlSink, VideoSink, WindowSink
+    from tracker.io.sources import ImageSource
     plain, overlay = [], []
     if args.csv:
         extra = ("file",) if isinstance(source, ImageSource) else ()

@@ -3,7 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import EXIT_OK, TrainingProgress, add_overrides, command_parser, parse_overrides, run_command
+from tracker.cli.common import (
+    EXIT_OK,
+    TrainingProgress,
+    add_overrides,
+    command_parser,
+    parse_overrides,
+    run_command,
+)
 
 SUMMARY = "train a pose classifier from a YAML in configs/ (resumable; torchrun for several GPUs)"
 
@@ -27,8 +34,8 @@ def main(argv: list[str] | None = None, prog: str = "facetrack train") -> int:
 
 
 def _train(argv: list[str], prog: str) -> int:
-    from ..config import load_config
-    from ..train import train
+    from tracker.config import load_config
+    from tracker.training.classifier import train
     args = parser(prog).parse_args(argv)
     cfg = load_config(args.config, parse_overrides(args.set))
     if args.memory:
@@ -40,7 +47,7 @@ def _train(argv: list[str], prog: str) -> int:
 
 
 def _print_step_memory(cfg) -> int:
-    from ..stepmemory import KINDS, class_count, step_peak
+    from tracker.training.step_memory import KINDS, class_count, step_peak
     k = class_count(cfg)
     batch = cfg.train.batch_size // cfg.train.accumulate
     members = min(k, 1000)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnnotationError
-from ..shapes import N_POINTS
+from tracker.errors import AnnotationError
+from tracker.geometry.shapes import N_POINTS
 
 VIDEO_NAMES = ("vid.avi", "vid.mp4")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FacetrackError
-from ..shapes import N_POINTS
+from tracker.errors import FacetrackError
+from tracker.geometry.shapes import N_POINTS
 
 BASE_COLUMNS = ["frame", "face_id", "timestamp", "confidence", "success"]
 POINT_COLUMNS = [f"x_{i}" for i in range(N_POINTS)] + [f"y_{i}" for i in range(N_POINTS)]

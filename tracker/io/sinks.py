@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import FacetrackError, OutputError, UsageError
-from ..uncertainty import POSE_COLUMNS, spread_columns
-from .landmark_csv import LandmarkCsvWriter
+from tracker.distribution.uncertainty import POSE_COLUMNS, spread_columns
+from tracker.errors import FacetrackError, OutputError, UsageError
+from tracker.io.landmark_csv import LandmarkCsvWriter
 
 VIDEO_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".avi": "libx264",
                 ".m4v": "libx264", ".webm": "libvpx-vp9"}

@@ -16,7 +16,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..errors import FacetrackError
+from tracker.errors import FacetrackError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -31,8 +31,8 @@ class Frame:
     timestamp: float           # seconds
     image: np.ndarray          # HxWx3 uint8 BGR
     name: str = ""             # file name for image inputs
-    cut: bool = False          # starts a new shot (set by tracker.cuts.mark_cuts on the decode thread)
-    cells: object = None       # its tracker.cuts.FrameSummary, when mark_cuts made one (what changed where)
+    cut: bool = False          # starts a new shot (set by tracker.inference.cuts.mark_cuts on the decode thread)
+    cells: object = None       # its tracker.inference.cuts.FrameSummary, when mark_cuts made one (what changed where)
 
 
 def list_images(path) -> list[Path]:

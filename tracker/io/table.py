@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnnotationError
-from ..shapes import N_POINTS
-from .annotations import is_300vw_folder, read_300vw, read_pts
-from .landmark_csv import read_landmark_csv
+from tracker.errors import AnnotationError
+from tracker.geometry.shapes import N_POINTS
+from tracker.io.annotations import is_300vw_folder, read_300vw, read_pts
+from tracker.io.landmark_csv import read_landmark_csv
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Applications over the library: annotation sessions and whole collections."""

@@ -1,0 +1,1 @@
+"""Faces from images and streams: the landmarker (one image), the engine (a stream), the pipeline."""

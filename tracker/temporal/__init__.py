@@ -1,0 +1,1 @@
+"""The K-state pose HMM (transitions, fixed-lag decoding) and the temporal stage of the pipeline."""

@@ -1,0 +1,1 @@
+"""Training: the classifier's loop, data, augmentation, losses, fitting the regressors, sweeps."""
