@@ -119,7 +119,7 @@ def paste_face(canvas: np.ndarray, image: np.ndarray, points: np.ndarray, side: 
     """Paste the face of ``image`` (with ``points``) into ``canvas`` in place, its landmark box
     scaled to ``side`` px and centred at ``centre``, blended through a soft oval; returns the
     pasted face's points."""
-    from tracker.geometry.shapes import box_center_size, landmark_box
+    from tracker.geometry.boxes import box_center_size, landmark_box
     c, s = box_center_size(landmark_box(points))
     scale = side / s
     matrix = np.array([[scale, 0, centre[0] - scale * c[0]], [0, scale, centre[1] - scale * c[1]]])

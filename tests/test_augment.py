@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from tracker.config import AugmentConfig
+from tracker.geometry.boxes import landmark_box
 from tracker.geometry.crop import crop_matrix, transform_points, warp_crop
-from tracker.geometry.shapes import MIRROR, landmark_box
+from tracker.geometry.shapes import MIRROR
 from tracker.training.augment import (
     augment_sample,
     crop_sample,

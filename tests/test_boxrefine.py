@@ -10,8 +10,8 @@ from tracker.detection.box_refinement import (
     offset_iou,
     shift_boxes,
 )
-from tracker.detection.detectors import BoxCalibration, iou
-from tracker.geometry.shapes import landmark_box
+from tracker.detection.detectors import BoxCalibration
+from tracker.geometry.boxes import iou, landmark_box
 
 
 def _boxes(rng, n):

@@ -49,7 +49,7 @@ def test_cv2_dnn_gives_the_torch_scores_and_embeddings(backbone, size):
 
 
 def test_the_packaged_model_classifies_real_crops_alike_on_both_backends(sample_clip):
-    from tracker.geometry.shapes import landmark_box
+    from tracker.geometry.boxes import landmark_box
     from tracker.inference.landmarker import Landmarker
     from tracker.io.annotations import read_300vw
     from tracker.io.sources import VideoSource

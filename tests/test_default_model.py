@@ -27,7 +27,7 @@ def test_packaged_model_is_small_and_complete(model):
 
 def test_box_from_own_landmarks_is_calibrated(model, face):
     """Our estimates run ~2.6 % small (fitted on the validation split); tracking crops undo that."""
-    from tracker.geometry.shapes import box_center_size, landmark_box
+    from tracker.geometry.boxes import box_center_size, landmark_box
     cal = model.calibration["landmarks"]
     assert 1.0 < np.exp(cal["b"]) < 1.06 and cal["ax"] == 0.0
     landmarker = Landmarker(model)
@@ -105,7 +105,7 @@ def test_default_pruning_decodes_the_exact_path_on_real_frames(sample_clip):
 
     from tracker.api import Tracker
     from tracker.config import TemporalConfig, TrackConfig, TrackingConfig
-    from tracker.geometry.shapes import bounding_box
+    from tracker.geometry.boxes import bounding_box
     from tracker.inference.pipeline import track_frames
     from tracker.temporal.hmm import FixedLagDecoder, model_transitions, viterbi
     labels = read_300vw(sample_clip).landmarks
@@ -153,7 +153,7 @@ def test_regressors_improve_unseen_faces(model, shared_data):
     """Validation faces of the split (seen by neither the classifier nor the regressors),
     from their ground-truth boxes jittered: the regressors lower the mean error."""
     from tracker.detection.detectors import BoxCalibration
-    from tracker.geometry.shapes import landmark_box
+    from tracker.geometry.boxes import landmark_box
     from tracker.training.data import load_faces, split_by_photo
     _, val = split_by_photo(load_faces(shared_data / "300w-subset", ["afw", "helen-train", "lfpw-train"]), 0.1, 0)
     rng = np.random.default_rng(0)

@@ -20,10 +20,8 @@ from tracker.detection.detectors import (
     dlib_available,
     fallback_detectors,
     fit_calibration,
-    iou,
-    match_detections,
 )
-from tracker.geometry.shapes import landmark_box
+from tracker.geometry.boxes import iou, landmark_box, match_detections
 
 IMAGES = shared.SHARED_DATA / "images"
 AFW = shared.SHARED_DATA / "300w-subset" / "afw"

@@ -6,7 +6,8 @@ from tracker.distribution.posterior import (
     landmark_spread,
     top_k_posterior,
 )
-from tracker.geometry.shapes import flip_horizontal, landmark_box, to_canonical
+from tracker.geometry.boxes import landmark_box
+from tracker.geometry.shapes import flip_horizontal, to_canonical
 from tracker.inference.landmarker import mirror_canonical, posterior_confidence
 from tracker.training.data import canonical_to_crop, crop_to_canonical
 

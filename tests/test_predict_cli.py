@@ -7,7 +7,8 @@ import torch
 from tracker.classifier.model import LandmarkModel, PoseClassifier
 from tracker.cli.predict import main as predict_main
 from tracker.config import ModelConfig
-from tracker.geometry.shapes import landmark_box, to_canonical
+from tracker.geometry.boxes import landmark_box
+from tracker.geometry.shapes import to_canonical
 from tracker.io.landmark_csv import read_landmark_csv
 from tracker.io.sources import VideoSource
 

@@ -18,13 +18,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 from clips import composite_frame  # noqa: E402
 
-from tracker.detection.detectors import (  # noqa: E402
-    DlibCnnDetector,
-    DlibHogDetector,
-    HaarDetector,
-    match_detections,
-)
-from tracker.geometry.shapes import landmark_box  # noqa: E402
+from tracker.detection.detectors import DlibCnnDetector, DlibHogDetector, HaarDetector
+from tracker.geometry.boxes import landmark_box, match_detections
 from tracker.training.data import load_faces, split_by_photo  # noqa: E402
 
 BANDS = ((40, 60), (60, 80), (80, 120), (120, 160))

@@ -16,13 +16,9 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from tracker.classifier.model import load_model  # noqa: E402
-from tracker.detection.detectors import (  # noqa: E402
-    detector_chain,
-    fallback_detectors,
-    iou,  # noqa: E402
-)
+from tracker.detection.detectors import detector_chain, fallback_detectors
 from tracker.distribution.posterior import Posterior, landmark_spread  # noqa: E402
-from tracker.geometry.shapes import landmark_box  # noqa: E402
+from tracker.geometry.boxes import iou, landmark_box
 from tracker.inference.landmarker import Landmarker  # noqa: E402
 from tracker.training.data import load_faces  # noqa: E402
 

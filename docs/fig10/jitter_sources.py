@@ -36,7 +36,8 @@ import occlusion as occ  # noqa: E402
 
 from kernels import hmm  # noqa: E402
 from tracker.config import TemporalConfig  # noqa: E402
-from tracker.geometry.shapes import box_center_size, box_diagonal, from_canonical  # noqa: E402
+from tracker.geometry.boxes import box_center_size
+from tracker.geometry.shapes import box_diagonal, from_canonical
 from tracker.io.annotations import read_300vw  # noqa: E402
 from tracker.io.sources import VideoSource  # noqa: E402
 from tracker.temporal.hmm import FixedLagDecoder, model_transitions  # noqa: E402

@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO))
 from tracker.api import Tracker  # noqa: E402
 from tracker.config import TemporalConfig, TrackConfig, TrackingConfig  # noqa: E402
 from tracker.evaluation.metrics import auc, failure_rate, nme  # noqa: E402
-from tracker.geometry.shapes import bounding_box, box_diagonal  # noqa: E402
+from tracker.geometry.boxes import bounding_box
+from tracker.geometry.shapes import box_diagonal
 from tracker.inference.pipeline import track_frames  # noqa: E402
 from tracker.io.annotations import read_300vw  # noqa: E402
 from tracker.io.sources import Frame, VideoSource  # noqa: E402

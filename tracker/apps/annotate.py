@@ -36,7 +36,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker.detection.detectors import iou
 from tracker.distribution.clicks import (
     Click,
     Conditioned,
@@ -45,6 +44,7 @@ from tracker.distribution.clicks import (
     suggested_click,
 )
 from tracker.errors import OutputError, UsageError
+from tracker.geometry.boxes import iou
 from tracker.geometry.shapes import GROUPS
 from tracker.inference.engine import FaceResult, FrameResult
 from tracker.io.annotations import write_pts

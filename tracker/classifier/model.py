@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tracker.config import ModelConfig
 from tracker.classifier.inputs import PIXEL_MEAN_BGR, PIXEL_STD_BGR
+from tracker.config import ModelConfig
 from tracker.errors import FacetrackError, ModelError
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model" / "default.pt"
@@ -195,6 +195,7 @@ def load_model(path=None, device="cpu", backend: str = "torch") -> LandmarkModel
 
 def _torch_network(cfg: ModelConfig, state: dict, num_classes: int, device):
     import torch
+
     from tracker.classifier.network import ModelBuildError, PoseClassifier
     try:
         net = PoseClassifier(cfg, num_classes)

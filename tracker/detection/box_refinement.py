@@ -14,13 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracker.detection.detectors import BoxCalibration, _rescaled, iou, match_detections
-from tracker.geometry.shapes import (
-    box_center_size,
-    flip_horizontal,
-    from_canonical,
-    landmark_box,
-)
+from tracker.detection.detectors import BoxCalibration, _rescaled
+from tracker.geometry.boxes import box_center_size, iou, landmark_box, match_detections
+from tracker.geometry.shapes import flip_horizontal, from_canonical
 
 EMBED_BATCH = 64
 

@@ -16,7 +16,13 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from tracker.geometry.shapes import box_center_size, landmark_box
+from tracker.geometry.boxes import (
+    box_center_size,
+    box_from_center_size,
+    iou,
+    landmark_box,
+    match_detections,
+)
 
 DETECTOR_NAMES = ("dlib", "haar", "cnn")
 
@@ -225,33 +231,6 @@ def fallback_detectors(name: str = "auto") -> list[Detector]:
 
 # ----------------------------------------------------------------------------- boxes
 
-def iou(a, b) -> np.ndarray:
-    """Intersection over union of boxes (..., 4+) x0, y0, x1, y1; broadcasts."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def match_detections(det_boxes, gt_box, min_iou: float = 0.3) -> int:
-    """Index of the detection overlapping ``gt_box`` most, or -1 if none reaches min_iou."""
-    det_boxes = np.asarray(det_boxes, dtype=np.float64).reshape(-1, np.shape(det_boxes)[-1])
-    if len(det_boxes) == 0:
-        return -1
-    overlaps = iou(det_boxes[:, :4], np.asarray(gt_box, dtype=np.float64)[:4])
-    best = int(np.argmax(overlaps))
-    return best if overlaps[best] >= min_iou else -1
-
-
-def _box_from_center_size(center: np.ndarray, size: np.ndarray) -> np.ndarray:
-    half = size[..., None] / 2
-    return np.concatenate([center - half, center + half], axis=-1)
-
 
 def _center_size(boxes) -> tuple[np.ndarray, np.ndarray]:
     return box_center_size(np.asarray(boxes, dtype=np.float64)[..., :4])
@@ -305,7 +284,7 @@ class BoxCalibration:
         """Calibrated square boxes (..., 4) for detector boxes (..., 4+) (a score is dropped)."""
         center, side = _center_size(boxes)
         center = center + side[..., None] * np.array([self.ax, self.ay])
-        return _box_from_center_size(center, side * np.exp(self.b))
+        return box_from_center_size(center, side * np.exp(self.b))
 
     def to_dict(self) -> dict:
         """Plain JSON-able fields."""

@@ -113,7 +113,7 @@ def reliability(prob: np.ndarray, success: np.ndarray, bins: int = 10) -> list[d
 
 def perturbed_boxes(box: np.ndarray, rng, repeats: int = REPEATS) -> np.ndarray:
     """``repeats`` squares around ``box`` (4,), half moved a little and half a lot."""
-    from tracker.geometry.shapes import box_center_size
+    from tracker.geometry.boxes import box_center_size
     centre, side = box_center_size(np.asarray(box, np.float64))
     out = []
     for r in range(repeats):
@@ -129,7 +129,7 @@ def confidence_examples(landmarker, faces, seed: int = 0, repeats: int = REPEATS
     .landmarks) each cropped from ``repeats`` perturbed boxes and run through the landmarker
     (passes, regressors) as a fresh detection would be."""
     from tracker.evaluation.metrics import THRESHOLD, nme
-    from tracker.geometry.shapes import landmark_box
+    from tracker.geometry.boxes import landmark_box
     rng = np.random.default_rng(seed)
     feats, errors = [], []
     for face in faces:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tracker.geometry.shapes import box_center_size
+from tracker.geometry.boxes import box_center_size
 
 DEFAULT_MARGIN = 1.3
 

@@ -12,8 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from tracker.geometry.boxes import box_center_size
 from tracker.geometry.crop import DEFAULT_MARGIN
-from tracker.geometry.shapes import box_center_size
 
 
 def roi_regions(boxes: np.ndarray, margin: float = DEFAULT_MARGIN) -> np.ndarray:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracker.geometry.boxes import bounding_box, box_center_size
+
 N_POINTS = 68
 
 GROUPS: dict[str, range] = {
@@ -46,11 +48,6 @@ def flip_horizontal(points: np.ndarray, width: int) -> np.ndarray:
     return flipped
 
 
-def bounding_box(points: np.ndarray) -> np.ndarray:
-    """Tight box (x0, y0, x1, y1) of the landmarks; works on (..., 68, 2)."""
-    return np.concatenate([points.min(axis=-2), points.max(axis=-2)], axis=-1)
-
-
 def box_diagonal(points: np.ndarray) -> np.ndarray:
     """Diagonal of the landmarks' bounding box: the 300VW normaliser."""
     box = bounding_box(points)
@@ -63,29 +60,6 @@ def interocular(points: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points[..., a, :] - points[..., b, :], axis=-1)
 
 
-def square_box(box: np.ndarray) -> np.ndarray:
-    """The square (x0, y0, x1, y1) with the same centre and the longer side."""
-    box = np.asarray(box, dtype=np.float64)
-    c = (box[..., :2] + box[..., 2:]) / 2
-    half = np.maximum(box[..., 2] - box[..., 0], box[..., 3] - box[..., 1])[..., None] / 2
-    return np.concatenate([c - half, c + half], axis=-1)
-
-
-def box_center_size(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre (..., 2) and side (...) of a square box (mean side if not square)."""
-    box = np.asarray(box, dtype=np.float64)
-    center = (box[..., :2] + box[..., 2:]) / 2
-    size = ((box[..., 2] - box[..., 0]) + (box[..., 3] - box[..., 1])) / 2
-    return center, size
-
-
-def box_drift(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """How far ``new`` boxes moved from ``old`` ones: max of centre shift and log-scale change, in box sides."""
-    c0, s0 = box_center_size(old)
-    c1, s1 = box_center_size(new)
-    return np.maximum(np.linalg.norm(c1 - c0, axis=-1) / s0, np.abs(np.log(s1 / s0)))
-
-
 def to_canonical(points: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Centre and scale landmarks by a face box: the box maps to [-0.5, 0.5]^2."""
     center, size = box_center_size(box)
@@ -96,10 +70,5 @@ def from_canonical(canonical: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Inverse of :func:`to_canonical`."""
     center, size = box_center_size(box)
     return canonical * size[..., None, None] + center[..., None, :]
-
-
-def landmark_box(points: np.ndarray) -> np.ndarray:
-    """The square box around the landmarks that defines the canonical frame."""
-    return square_box(bounding_box(points))
 
 

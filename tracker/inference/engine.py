@@ -28,10 +28,10 @@ from typing import Sequence
 import numpy as np
 
 from tracker.config import TrackingConfig
-from tracker.detection.detectors import iou
 from tracker.detection.identity import SAME_PERSON
 from tracker.distribution.uncertainty import Uncertainty
-from tracker.geometry.shapes import box_drift, from_canonical, landmark_box
+from tracker.geometry.boxes import box_drift, iou, landmark_box
+from tracker.geometry.shapes import from_canonical
 from tracker.inference.cuts import cells_outside, changed_cells
 from tracker.inference.landmarker import Landmarker
 from tracker.io.sources import Frame

@@ -17,14 +17,9 @@ from tracker.detection.detectors import BoxCalibration, Detector
 from tracker.distribution.confidence import posterior_features
 from tracker.distribution.poses import rms_distance
 from tracker.distribution.posterior import Posterior, expected_shape, top_k_posterior
+from tracker.geometry.boxes import box_drift, landmark_box
 from tracker.geometry.crop import crop_batch
-from tracker.geometry.shapes import (
-    MIRROR,
-    box_drift,
-    flip_horizontal,
-    from_canonical,
-    landmark_box,
-)
+from tracker.geometry.shapes import MIRROR, flip_horizontal, from_canonical
 
 LANDMARK_BOXES = "landmarks"       # calibration key for boxes made from our own estimates
 

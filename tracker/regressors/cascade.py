@@ -28,8 +28,9 @@ from tracker.geometry.alignment import (
     similarity_params,
     unrotate,
 )
+from tracker.geometry.boxes import landmark_box
 from tracker.geometry.crop import compose, invert, transform_points
-from tracker.geometry.shapes import landmark_box, to_canonical
+from tracker.geometry.shapes import to_canonical
 
 # ---------------------------------------------------------------------------- geometry
 

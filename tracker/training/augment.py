@@ -12,13 +12,14 @@ import cv2
 import numpy as np
 
 from tracker.config import AugmentConfig
+from tracker.geometry.boxes import box_center_size, landmark_box
 from tracker.geometry.crop import (
     DEFAULT_MARGIN,
     crop_matrix,
     transform_points,
     warp_crop,
 )
-from tracker.geometry.shapes import box_center_size, flip_horizontal, landmark_box
+from tracker.geometry.shapes import flip_horizontal
 
 _GRAY_WEIGHTS_BGR = np.array([0.114, 0.587, 0.299], dtype=np.float32)
 

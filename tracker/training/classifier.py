@@ -179,7 +179,7 @@ def calibrate_landmark_boxes(model: LandmarkModel, faces, jitter: float = 0.03, 
     cropped around slightly jittered true boxes (the error range of tracking).
     """
     from tracker.detection.detectors import BoxCalibration
-    from tracker.geometry.shapes import box_center_size, landmark_box
+    from tracker.geometry.boxes import box_center_size, landmark_box
     from tracker.inference.landmarker import LANDMARK_BOXES, Landmarker
     rng = np.random.default_rng(seed)
     landmarker = Landmarker(model, passes=1)

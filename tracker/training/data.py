@@ -17,8 +17,9 @@ import numpy as np
 
 from tracker.config import AugmentConfig, ClassesConfig
 from tracker.errors import FacetrackError
+from tracker.geometry.boxes import landmark_box
 from tracker.geometry.crop import crop_matrix, transform_points, warp_crop
-from tracker.geometry.shapes import flip_horizontal, landmark_box, to_canonical
+from tracker.geometry.shapes import flip_horizontal, to_canonical
 from tracker.io.annotations import read_pts
 from tracker.training.augment import augment_sample
 

@@ -20,8 +20,9 @@ import numpy as np
 from tracker.config import FitConfig, config_to_dict
 from tracker.detection.box_refinement import maybe_flipped
 from tracker.detection.detectors import _as_gray
+from tracker.geometry.boxes import landmark_box
 from tracker.geometry.crop import transform_points
-from tracker.geometry.shapes import from_canonical, landmark_box, to_canonical
+from tracker.geometry.shapes import from_canonical, to_canonical
 from tracker.inference.landmarker import Landmarker
 from tracker.regressors.cascade import (
     ShapeCascade,
