@@ -2,12 +2,14 @@
 import re
 
 import cv2
+import pytest
 from clips import sample_face, shifted
 
 from tracker.cli import main
 from tracker.io.annotations import write_pts
 
 
+@pytest.mark.slow
 def test_accuracy_table_on_a_small_folder(tmp_path, capsys):
     image, points = sample_face(1.0)
     folder = tmp_path / "faces"
@@ -19,7 +21,7 @@ def test_accuracy_table_on_a_small_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| classification") or line.startswith("| +")]
     assert [r.split("|")[1].strip() for r in rows] == [
-        "classification", "+ detection refinement", "+ regressors (trees: track's cascade)",
+        "classification", "+ box refinement", "+ regressors (trees: track's cascade)",
         "+ the stills regressors (network stage + trees)", "+ test-time mirroring (facetrack predict's default)"]
     for row in rows:
         auc = float(row.split("|")[4])

@@ -268,6 +268,7 @@ def test_three_suggested_clicks_lower_the_error_on_helen(tracker, helen_test, tm
     assert after < before, errors
 
 
+@pytest.mark.slow
 def test_carry_takes_a_frames_clicks_to_its_neighbours_through_the_hmm(tracker, video, truth, tmp_path):
     s = AnnotationSession(tracker, VideoItems(video, limit=9), tmp_path / "out")
     try:

@@ -38,6 +38,7 @@ def decode_threads() -> list[str]:
     return [th.name for th in threading.enumerate() if th.name == "decode"]
 
 
+@pytest.mark.slow
 def test_readme_example_runs_as_written():
     """The ```python block of the README's "Python API" section, run as a user would."""
     readme = (REPO / "README.md").read_text()
@@ -53,6 +54,7 @@ def test_readme_example_runs_as_written():
     assert "50 frames from OpenCV, the last at 2.04 s" in out
 
 
+@pytest.mark.slow
 def test_track_a_generated_clip(t, moving, tmp_path):
     path, truth = moving
     results = list(t.track(path))
@@ -73,6 +75,7 @@ def test_track_a_generated_clip(t, moving, tmp_path):
     np.testing.assert_allclose(table.confidence, [f.confidence for f in faces], atol=6e-5)
 
 
+@pytest.mark.slow
 def test_track_an_array_iterator(t, moving):
     path, _ = moving
     decoded = [f.image for f in VideoSource(path)]
@@ -136,6 +139,7 @@ def engine_threads() -> list[str]:
     return [th.name for th in threading.enumerate() if th.name == "engine"]
 
 
+@pytest.mark.slow
 def test_the_engine_a_batch_ahead_gives_the_same_results(t, moving):
     path, _ = moving
     with tracker.Tracker(t.model, "cpu", upsample=0, overlap="off") as one_thread:
@@ -169,6 +173,39 @@ def test_an_error_in_the_engine_a_batch_ahead_reaches_the_caller(t, moving, monk
         with pytest.raises(tracker.FacetrackError, match="engine failed"), stream:
             list(stream)
     assert not engine_threads() and not decode_threads()
+
+
+@pytest.mark.parametrize("temporal", [False, True])
+def test_the_regressors_run_after_the_engine_whatever_the_temporal_setting(t, moving, monkeypatch, temporal):
+    """The engine reports the classifier's own estimates (it never calls the regressors); the
+    stage after it moves each face, from the decoded class when the HMM ran, else the
+    classifier's best."""
+    from tracker.inference.pipeline import track_frames
+    path, _ = moving
+    with tracker.Tracker(t.model, "cpu", upsample=0, temporal=temporal) as tr:
+        regress, calls = tr.landmarker.regress, []
+
+        def counted(image, points, classes):
+            calls.append(len(points))
+            return regress(image, points, classes)
+        monkeypatch.setattr(tr.landmarker, "regress", counted)
+        engine = tr.new_engine()
+        try:
+            raw = list(track_frames(VideoSource(path), engine, tr.batch_size))
+        finally:
+            engine.close()
+        assert not calls and len(raw) == 24
+        with tr.track(path) as stream:
+            results = list(stream)
+        assert calls == [1] * 24 and stream.times.counts["regress"] == 24
+    if temporal:
+        assert all(r.faces[0].pose_class >= 0 for r in results)
+        return
+    for got, own in zip(results, raw):
+        face = own.faces[0]
+        moved = regress(own.image, face.landmarks[None], face.classes[:1])[0]
+        np.testing.assert_array_equal(got.faces[0].landmarks, moved)
+        assert np.abs(moved - face.landmarks).max() > 0.1
 
 
 def test_finish_returns_the_frames_still_held(t, moving):

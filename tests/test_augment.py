@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tracker.config import AugmentConfig
-from tracker.geometry.boxes import landmark_box
+from tracker.geometry.boxes import landmark_box, shift_boxes
 from tracker.geometry.crop import crop_matrix, transform_points, warp_crop
 from tracker.geometry.shapes import MIRROR
 from tracker.training.augment import (
@@ -13,8 +13,8 @@ from tracker.training.augment import (
     crop_sample,
     flip_box,
     flip_sample,
-    jitter_box,
     random_similarity,
+    rescale_sample,
 )
 
 H, W, S = 200, 240, 96
@@ -135,7 +135,7 @@ def test_photometric_changes_colour_not_geometry():
     assert np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])
 
 
-def test_random_similarity_ranges_and_jitter_box():
+def test_random_similarity_ranges_and_the_box_it_moves():
     rng = np.random.default_rng(0)
     cfg = AugmentConfig()
     draws = [random_similarity(rng, cfg) for _ in range(500)]
@@ -146,8 +146,16 @@ def test_random_similarity_ranges_and_jitter_box():
     assert np.abs(scales).max() <= np.log(1.1) + 1e-12
     assert shifts.shape == (500, 2) and np.abs(shifts).max() <= 0.08
     assert random_similarity(rng, AugmentConfig.off())[:2] == (0.0, 0.0)
-    np.testing.assert_allclose(jitter_box((0, 0, 100, 100), np.log(2.0), (0.1, -0.2)),
+    np.testing.assert_allclose(shift_boxes((0, 0, 100, 100), (0.1, -0.2, np.log(2.0))),
                                (-40, -70, 160, 130))
+
+
+def test_rescale_sample_keeps_landmarks_on_the_same_pixels():
+    image = np.zeros((100, 80, 3), np.uint8)
+    image[40, 30] = 255
+    small, points = rescale_sample(image, np.array([[30.0, 40.0]]), np.random.default_rng(0), (0.5, 0.5))
+    assert small.shape == (50, 40, 3)
+    np.testing.assert_allclose(points, [[14.75, 19.75]])       # pixel centres: (x + 0.5) / 2 - 0.5
 
 
 def test_config_is_frozen():

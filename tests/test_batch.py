@@ -67,6 +67,7 @@ def test_find_videos_and_unique_names(tmp_path, videos):
     assert names[2] == "b.csv" and names[0] != names[1] and all(n.startswith("a-") for n in names[:2])
 
 
+@pytest.mark.slow
 def test_good_corrupt_dying_and_hanging_videos_then_a_rerun(tmp_path, videos):
     out = tmp_path / "out"
     jobs = plan_jobs(find_videos([videos]), out)
@@ -110,6 +111,7 @@ def run_cli(*args, cwd=None):
                           text=True, cwd=cwd or REPO, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_command_end_to_end_and_its_bad_inputs(tmp_path, videos):
     out = tmp_path / "out"
     done = run_cli(videos / "a.mkv", videos / "corrupt.mp4", "--out", out, "--no-progress", "--overlay", "--set",
@@ -131,6 +133,7 @@ def test_the_command_end_to_end_and_its_bad_inputs(tmp_path, videos):
         assert words in bad.stderr and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_the_ray_executor_runs_the_same_jobs(tmp_path, videos):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install facetrack[ray]); the Ray executor "
                                             "is tested where it is")

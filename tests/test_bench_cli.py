@@ -32,6 +32,7 @@ def test_a_whole_process_is_timed_to_its_first_row_and_its_peak_memory_read(tmp_
     assert failed["returncode"] == 1 and failed["first_frame_s"] is None and "no" in failed["stderr"]
 
 
+@pytest.mark.slow
 def test_the_tracker_and_the_dlib_loop_run_as_processes(tmp_path):
     import pytest
     from clips import moving_face_frames, write_clip

@@ -92,3 +92,18 @@ def test_a_bug_is_one_line_and_exit_1_with_the_traceback_on_request(capsys, monk
     monkeypatch.setenv("FACETRACK_DEBUG", "1")
     with pytest.raises(AttributeError):
         run_command("facetrack x", broken, [])
+
+
+def test_a_command_under_its_old_name_says_what_replaced_it(capsys):
+    assert main(["refine", "--config", "configs/regressors-default.yaml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "facetrack: error: 'refine' was renamed: did you mean 'facetrack fit'?"
+
+
+@pytest.mark.parametrize("command", ["track", "predict"])
+def test_an_option_under_its_old_name_says_what_replaced_it(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "x.mp4", "--csv", "x.csv", "--no-refine"])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith("error: --no-refine was renamed: did you mean --no-regressors and/or --no-box-refinement?")

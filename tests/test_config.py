@@ -5,6 +5,8 @@ from tracker.config import (
     config_from_dict,
     load_config,
     load_fit_config,
+    load_track_config,
+    track_config,
 )
 
 
@@ -45,7 +47,7 @@ def test_every_committed_config_loads():
     for path in configs:
         if path.name == "track.yaml":
             continue                     # tracking settings, not a training run (tested below)
-        if path.name.startswith("refine-"):
+        if path.name.startswith("regressors-"):
             load_fit_config(path)     # regressors for a classifier (facetrack fit)
             continue
         load_config(path)
@@ -54,7 +56,7 @@ def test_every_committed_config_loads():
         assert len(grid_configs(base, points, losses)) == len(points) * len(losses)
 
 
-def test_refine_config_rejects_the_test_set_and_bad_values(tmp_path):
+def test_fit_config_rejects_the_test_set_and_bad_values(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("data:\n  train_sets: [afw, helen-test]\n")
     with pytest.raises(ConfigError, match="helen-test, the test set"):
@@ -93,7 +95,7 @@ def test_track_config_rejects_unknown_keys_and_bad_types():
     ("tracking", "lost_confidence", 2, r"tracking.lost_confidence: must be between 0.0 and 1.0, got 2.0"),
     ("tracking", "detector", "foo", "tracking.detector: expected one of auto, dlib, haar, got 'foo'"),
     ("tracking", "top_k", 0, "tracking.top_k: must be at least 1"),
-    ("tracking", "regressors", "photo", "tracking.regressors: expected one of video, stills, got 'photo'"),
+    ("tracking", "regressors", "photo", "tracking.regressors: expected one of video, stills, off, got 'photo'"),
     ("temporal", "lag", -1, "temporal.lag: must be at least 0"),
     ("temporal", "neighbours", 0, "temporal.neighbours: must be at least 1"),
     ("temporal", "prune_top", -5, "temporal.prune_top: must be at least 0, got -5"),
@@ -132,3 +134,31 @@ def test_on_and_off_settings_take_yaml_s_unquoted_words(tmp_path):
     assert (cfg.tracking.overlap, cfg.tracking.device_crops) == ("off", "on")
     with pytest.raises(ConfigError, match="tracking.regressors: expected text, got True"):
         load_track_config(None, {"tracking": {"regressors": True}})      # not a setting of on / off words
+
+
+@pytest.mark.parametrize("old, hint", [
+    ("refine", "regressors: off or box_refinement: false"),
+    ("follow_refined", "follow_box_refinement"),
+    ("refine_drift", "reclassify_drift"),
+])
+def test_a_key_under_its_old_name_says_what_replaced_it(tmp_path, old, hint):
+    path = tmp_path / "t.yaml"
+    path.write_text(f"tracking:\n  {old}: false\n")
+    with pytest.raises(ConfigError, match=f"tracking: unknown key '{old}' \\(renamed: did you mean {hint}"):
+        load_track_config(path)
+    with pytest.raises(ConfigError, match=f"unknown setting '{old}' \\(renamed: did you mean {hint}"):
+        track_config(**{old: False})
+
+
+def test_regressors_and_box_refinement_are_switched_apart():
+    assert track_config(regressors="off").tracking.box_refinement
+    assert track_config(box_refinement=False).tracking.regressors == "video"
+    with pytest.raises(ConfigError, match="expected one of video, stills, off"):
+        track_config(regressors="none")
+
+
+def test_the_fit_config_box_section_under_its_old_name(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("box:\n  enabled: false\n")
+    with pytest.raises(ConfigError, match="renamed: did you mean box_refinement"):
+        load_fit_config(path)

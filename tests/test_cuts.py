@@ -115,6 +115,7 @@ def test_multi_shot_clip_cuts_ids_and_failures(tracker, tmp_path):
         assert len({i for k in range(len(frames)) if origin[k][0] == "wolfganglanger" for i in ids[k]}) == 1
 
 
+@pytest.mark.slow
 def test_a_folder_of_video_frames_is_tracked_and_one_of_photos_is_not(tracker, sample_clip, tmp_path):
     """Frames of the bundled clip saved as images: one shot, one id. Unrelated photos of one
     size (the clip's frames interleaved with a generated face-free background): a cut at

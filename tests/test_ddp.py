@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
 from tests.clips import tiny_face_folder
+
+pytestmark = pytest.mark.slow        # every test here takes seconds
 
 REPO = Path(__file__).resolve().parents[1]
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")   # per-process batch-norm statistics

@@ -79,7 +79,7 @@ def test_fallback_detector_only_on_still_images_the_chain_misses(model, sample_c
 def test_calibrate_landmark_boxes_fits_scale_only(model, sample_clip):
     from types import SimpleNamespace
 
-    from tracker.training.classifier import calibrate_landmark_boxes
+    from tracker.training.calibration import calibrate_landmark_boxes
     labels = read_300vw(sample_clip).landmarks
     faces = [SimpleNamespace(image=f.image, landmarks=labels[f.index])
              for f in itertools.islice(VideoSource(sample_clip / "vid.mp4"), 0, 40, 10)]
@@ -98,6 +98,7 @@ def test_model_stores_the_hmm_transitions(model):
     np.testing.assert_allclose(sources, 1.0, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_default_pruning_decodes_the_exact_path_on_real_frames(sample_clip):
     """The configured top-M pruning keeps the exact Viterbi path on the classifier's own
     distributions, here 80 sample frames with a grey block over the face in 20 of them."""
@@ -149,10 +150,11 @@ def test_packaged_regressors_fit_the_budget_and_load(model):
     assert isinstance(model.box_refiner, BoxRefiner)
 
 
+@pytest.mark.slow
 def test_regressors_improve_unseen_faces(model, shared_data):
     """Validation faces of the split (seen by neither the classifier nor the regressors),
     from their ground-truth boxes jittered: the regressors lower the mean error."""
-    from tracker.detection.detectors import BoxCalibration
+    from tracker.detection.calibration import BoxCalibration
     from tracker.geometry.boxes import landmark_box
     from tracker.training.data import load_faces, split_by_photo
     _, val = split_by_photo(load_faces(shared_data / "300w-subset", ["afw", "helen-train", "lfpw-train"]), 0.1, 0)

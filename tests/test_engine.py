@@ -1,31 +1,30 @@
-"""The engine's choice of when the detector runs for faces in doubt (no model needed)."""
+"""The scan scheduler's choice of when the detector runs for faces in doubt (no model needed)."""
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from tracker.config import TrackingConfig
-from tracker.inference.engine import Engine, Track, _share_outside
+from tracker.inference.scans import Scans, share_outside
+from tracker.inference.tracks import Track
 from tracker.io.sources import Frame
 
 FRAME = Frame(1, 0.0, np.zeros((360, 640, 3), np.uint8))
 
 
 def test_share_outside_the_frame():
-    assert _share_outside([100, 100, 200, 200], FRAME.image.shape) == 0.0
-    assert _share_outside([-50, 100, 50, 200], FRAME.image.shape) == pytest.approx(0.5)
-    assert _share_outside([590, 310, 690, 410], FRAME.image.shape) == pytest.approx(0.75)
-    assert _share_outside([700, 0, 800, 100], FRAME.image.shape) == pytest.approx(1.0)
+    assert share_outside([100, 100, 200, 200], FRAME.image.shape) == 0.0
+    assert share_outside([-50, 100, 50, 200], FRAME.image.shape) == pytest.approx(0.5)
+    assert share_outside([590, 310, 690, 410], FRAME.image.shape) == pytest.approx(0.75)
+    assert share_outside([700, 0, 800, 100], FRAME.image.shape) == pytest.approx(1.0)
 
 
 def held_only(boxes_and_lows, every=4, cut=False):
-    engine = Engine.__new__(Engine)
-    engine.cfg = TrackingConfig(held_scan_every=every)
+    scans = Scans(None, TrackingConfig(held_scan_every=every))
     uncertain = [(Track(i, np.array(b, float), np.zeros(4), 0, low=low), SimpleNamespace(box=np.array(b, float)))
                  for i, (b, low) in enumerate(boxes_and_lows)]
-    engine.tracks = [t for t, _ in uncertain]
     frame = Frame(1, 0.0, FRAME.image, cut=cut)
-    return engine._held_only(frame, uncertain)
+    return scans.held_only(frame, uncertain, tracking=True)
 
 
 def test_the_detector_looks_for_a_face_in_doubt_inside_the_frame_every_nth_frame_of_holding():

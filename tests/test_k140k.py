@@ -3,10 +3,13 @@ trained on the CPU with K = 2,000 for two steps."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tracker.config import load_config
 from tracker.training.classifier import exemplar_subset, train
 from tracker.training.data import load_faces, split_by_photo, template_bank
+
+pytestmark = pytest.mark.slow        # every test here takes seconds
 
 CONFIG = "configs/k140k.yaml"
 

@@ -23,6 +23,7 @@ def _toy_batch(rng, n=32, size=32):
     return torch.from_numpy(crops), torch.from_numpy(labels)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss_name", ["softmax", "soft_target", "multilabel"])
 def test_two_class_toy_problem_is_learned(loss_name):
     torch.manual_seed(0)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tracker.geometry import shapes
+from tracker.geometry import alignment, boxes, shapes
 
 
 def test_mirror_is_an_involution_and_pairs_eye_corners():
@@ -36,18 +36,18 @@ def test_normalisers_on_a_hand_made_face():
 
 
 def test_canonical_round_trip(face):
-    box = shapes.landmark_box(face)
+    box = boxes.landmark_box(face)
     canon = shapes.to_canonical(face, box)
     assert canon.min() >= -0.5 - 1e-9 and canon.max() <= 0.5 + 1e-9
     np.testing.assert_allclose(shapes.from_canonical(canon, box), face, atol=1e-9)
 
 
 def test_square_box_keeps_centre_and_long_side():
-    np.testing.assert_allclose(shapes.square_box(np.array([0, 0, 10, 4])), [0, -3, 10, 7])
+    np.testing.assert_allclose(boxes.square_box(np.array([0, 0, 10, 4])), [0, -3, 10, 7])
 
 
 def test_similarity_align_recovers_rotation_scale_shift(face):
     a = np.deg2rad(20)
     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     moved = 1.7 * face @ rot.T + np.array([5.0, -3.0])
-    np.testing.assert_allclose(shapes.similarity_align(face, moved), moved, atol=1e-8)
+    np.testing.assert_allclose(alignment.similarity_align(face, moved), moved, atol=1e-8)

@@ -19,9 +19,11 @@ from tracker.evaluation.simulate import (
     strategy_landmarks,
     track_raw,
 )
-from tracker.inference.engine import FrameResult
 from tracker.io.annotations import read_pts
 from tracker.io.sources import VideoSource
+from tracker.results import FrameResult
+
+pytestmark = pytest.mark.slow        # every test here takes seconds
 
 FRAMES = 16
 SAMPLE = REPO / "tracker" / "assets" / "sample"
@@ -52,7 +54,7 @@ def test_best_single_click_is_no_worse_than_any_single_click_and_clicks_are_kept
     gt = read_pts(sequence / "annot" / "000001.pts")
     face = matched_face(raw[0], gt)
     case = Case(1, gt, frame.image, face.box, face.log_probs)
-    rows, _ = strategy_landmarks(tracker.inference.landmarker, case, clicks=2, tol=4.0)
+    rows, _ = strategy_landmarks(tracker.landmarker, case, clicks=2, tol=4.0)
     assert set(rows) == {"none", "nose", "suggested_1", "suggested_2", "best"}
     np.testing.assert_allclose(rows["nose"][30], gt[30])
     assert point_errors(rows["best"], gt) <= min(point_errors(rows[k], gt) for k in ("nose", "suggested_1")) + 1e-9

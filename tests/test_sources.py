@@ -150,6 +150,7 @@ def test_webcam_hands_out_only_the_newest_frame(monkeypatch):
     assert indices == list(range(1, len(seen) + 1))                             # output frames numbered 1..n
 
 
+@pytest.mark.slow
 def test_unopenable_and_stalled_cameras(monkeypatch):
     from tracker.io import sources
     monkeypatch.setattr(sources.cv2, "VideoCapture", lambda index: FakeCamera(index))

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from tracker.inference.engine import FaceResult, FrameResult
 from tracker.io.sources import Frame
+from tracker.results import FaceResult, FrameResult
 from tracker.temporal.hmm import pose_transitions
 from tracker.temporal.stage import (
     HmmStage,

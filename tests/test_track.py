@@ -67,6 +67,7 @@ def test_overlay_keeps_resolution_and_timing(moving, tmp_path):
     np.testing.assert_allclose(tb, ta, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_batch_and_latency_modes_agree(moving, tmp_path):
     path, truth = moving
     assert track(path, "--csv", tmp_path / "b.csv", "--set", "tracking.batch_size=16") == 0
@@ -77,6 +78,7 @@ def test_batch_and_latency_modes_agree(moving, tmp_path):
     assert nme(b, lat).mean() < 0.02
 
 
+@pytest.mark.slow
 def test_two_faces_keep_their_ids_and_a_lost_face_comes_back(tmp_path):
     face, _ = sample_face(0.5)
     blank = np.zeros_like(face)
@@ -254,6 +256,7 @@ def test_in_process_run_gives_the_signal_handlers_back(moving, tmp_path):
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
+@pytest.mark.slow
 def test_a_small_newcomer_is_found_within_a_second_while_a_face_is_tracked(tmp_path):
     """A 46 px face (landmark box side) appears at frame 20 beside a tracked 130 px one:
     the periodic scan (every 24 frames, the frame scaled 1.3x) finds it within 24 frames."""

@@ -35,6 +35,7 @@ def _config(root, steps):
     })
 
 
+@pytest.mark.slow
 def test_train_checkpoint_resume_and_load(tiny_data, tmp_path):
     out = tmp_path / "run"
     model = train(_config(tiny_data, 4), out, calibrate=False)

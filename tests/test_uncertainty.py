@@ -12,11 +12,11 @@ from tracker.distribution.uncertainty import (
     UncertaintyReader,
     spread_columns,
 )
-from tracker.inference.engine import FaceResult, FrameResult
 from tracker.io.draw import render
 from tracker.io.landmark_csv import read_landmark_csv
 from tracker.io.sinks import CsvSink, JsonlSink
 from tracker.io.sources import Frame
+from tracker.results import FaceResult, FrameResult
 
 
 def _templates(face, k=4, seed=0):

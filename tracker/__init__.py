@@ -8,7 +8,7 @@ on first use, so ``import tracker`` stays light.
 
 __version__ = "0.1.0"
 
-_PUBLIC = {"Tracker": "api", "TrackStream": "api", "FrameResult": "engine", "FaceResult": "engine",
+_PUBLIC = {"Tracker": "api", "TrackStream": "api", "FrameResult": "results", "FaceResult": "results",
            "LandmarkTable": "io.table", "read_landmarks": "io.table", "FacetrackError": "errors"}
 __all__ = ["__version__", *_PUBLIC]
 

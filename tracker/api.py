@@ -28,13 +28,15 @@ from tracker.detection.detectors import (
 from tracker.detection.identity import FaceIdentity
 from tracker.distribution.uncertainty import UncertaintyReader, landmark_heatmap
 from tracker.errors import FacetrackError
-from tracker.inference.engine import Engine, FaceResult, FrameResult, StageTimes
+from tracker.inference.engine import Engine
 from tracker.inference.landmarker import Landmarker
 from tracker.inference.pipeline import track_frames
 from tracker.io.sources import as_bgr_image, open_source, read_image
 from tracker.io.table import LandmarkTable, read_landmarks
 from tracker.process import map_large_allocations, single_threaded_blas
-from tracker.temporal.stage import RegressStage, TemporalStage, temporal_stage
+from tracker.results import FaceResult, FrameResult
+from tracker.temporal.stage import TemporalStage, temporal_stage
+from tracker.timing import StageTimes
 
 __all__ = ["Tracker", "TrackStream", "FrameResult", "FaceResult", "LandmarkTable", "read_landmarks"]
 
@@ -126,13 +128,13 @@ class Tracker:
         temporal = self.config.temporal
         cfg = self.config.tracking
         identity = FaceIdentity() if cfg.cuts == "auto" and FaceIdentity.available() else None
-        return Engine(self.landmarker, cfg, identity=identity, hold_frames=temporal.hold_frames if temporal.enabled else 0,
-                      regress=not temporal.enabled)
+        return Engine(self.landmarker, cfg, identity=identity, hold_frames=temporal.hold_frames if temporal.enabled else 0)
 
-    def new_temporal_stage(self, live: bool) -> TemporalStage | None:
-        """A fresh temporal stage (HMM, regressors, smoothing), or None when it is off."""
+    def new_temporal_stage(self, live: bool, times: StageTimes | None = None) -> TemporalStage | None:
+        """A fresh stage after the engine (HMM, regressors, smoothing: those that are on; the
+        regressors' seconds added to ``times``), or None when all are off."""
         regress = self.landmarker.regress if self.landmarker.cascade is not None else None
-        return temporal_stage(self.config.temporal, self.model, live, regress)
+        return temporal_stage(self.config.temporal, self.model, live, regress, times)
 
     def close(self) -> None:
         """Close every stream still open (their decoders and cameras are released)."""
@@ -161,10 +163,7 @@ class TrackStream:
         self._tracker = tracker
         self.live = bool(getattr(source, "live", False))
         self.engine = tracker.new_engine()
-        self.temporal = tracker.new_temporal_stage(self.live)
-        for stage in [] if self.temporal is None else self.temporal.stages:
-            if isinstance(stage, RegressStage):
-                stage.times = self.engine.times       # "regress" seconds (also inside "temporal")
+        self.temporal = tracker.new_temporal_stage(self.live, self.engine.times)   # "regress" inside "temporal"
         cfg = tracker.config.tracking
         self._results = track_frames(source, self.engine, tracker.batch_size, max(cfg.queue_size, tracker.batch_size),
                                      cfg.latency or self.live,

@@ -345,7 +345,7 @@ def _in_source(source: str, build):
 # Keys under their names before issue 27, each with what replaces it (for the "did you mean" error).
 RENAMED = {
     TrackingConfig: {"refine": "regressors: off or box_refinement: false",
-                     "follow_box_refinement": "follow_box_refinement", "reclassify_drift": "reclassify_drift"},
+                     "follow_refined": "follow_box_refinement", "refine_drift": "reclassify_drift"},
     FitConfig: {"box": "box_refinement"},
 }
 

@@ -97,7 +97,7 @@ def tracker_for(temporal_cfg: TemporalConfig) -> Tracker:
     """The default tracker with these temporal settings (the packaged model loaded once)."""
     global _MODEL
     tracker = Tracker(_MODEL, "cpu", config=TrackConfig(TrackingConfig(), temporal_cfg))
-    _MODEL = tracker.classifier.model
+    _MODEL = tracker.model
     return tracker
 
 
@@ -111,7 +111,7 @@ def track(frames, temporal_cfg: TemporalConfig, hold) -> dict[int, np.ndarray]:
     engine = tracker.new_engine()
     if hold:
         engine.hold_frames = TemporalConfig().hold_frames
-    temporal = TemporalStage(None, ThreeFrameSmoother(), RegressStage(tracker.inference.landmarker.regress)) \
+    temporal = TemporalStage(None, ThreeFrameSmoother(), RegressStage(tracker.landmarker.regress)) \
         if hold == "smoothing only" else tracker.new_temporal_stage(live=False)
     out = {}
     for result in track_frames(frames, engine, cfg.batch_size, cfg.queue_size, False, temporal):
@@ -126,7 +126,7 @@ def per_frame_faces(frames):
     cfg = TrackingConfig()
     tracker = tracker_for(TemporalConfig())
     results = track_frames(frames, tracker.new_engine(), cfg.batch_size, cfg.queue_size, False, None)
-    return tracker.classifier.model, {r.frame.index: r.faces[0] for r in results if r.faces}
+    return tracker.model, {r.frame.index: r.faces[0] for r in results if r.faces}
 
 
 def scores(pred: dict, labels: dict, subset: list[int]) -> dict:

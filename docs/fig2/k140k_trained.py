@@ -98,7 +98,7 @@ def still_rows(name: str, path, top_k: int, out: Path) -> list[dict]:
     for label, k, trees in plan:
         tracker = Tracker(path, "cpu", temporal=False, threads=2, regressors="video" if trees else "off",
                           box_refinement=trees, top_k=k)
-        tracker.inference.landmarker.box_refiner = None
+        tracker.landmarker.box_refiner = None
         csv = out / f"{slug(name)}-stills-{len(rows)}.csv"
         tick = time.perf_counter()
         predict_folder(tracker, HELEN_TEST, csv)
@@ -110,7 +110,7 @@ def still_rows(name: str, path, top_k: int, out: Path) -> list[dict]:
 
 def clip_row(name: str, path, top_k: int, out: Path) -> dict:
     tracker = Tracker(path, "cpu", top_k=top_k)
-    tracker.inference.landmarker.box_refiner = None
+    tracker.landmarker.box_refiner = None
     csv = out / f"{slug(name)}-clip.csv"
     track_clip(tracker, CLIP / "vid.mp4", csv)
     row = {"model": name, "row": f"track (HMM on), top-k {top_k}", **evaluate(csv, CLIP)[1]["all"].as_dict()}

@@ -46,7 +46,6 @@ from tracker.distribution.clicks import (
 from tracker.errors import OutputError, UsageError
 from tracker.geometry.boxes import iou
 from tracker.geometry.shapes import GROUPS
-from tracker.inference.engine import FaceResult, FrameResult
 from tracker.io.annotations import write_pts
 from tracker.io.draw import annotate as draw_face
 from tracker.io.landmark_csv import LandmarkCsvWriter
@@ -59,6 +58,7 @@ from tracker.io.sources import (
     list_images,
     read_image,
 )
+from tracker.results import FaceResult, FrameResult
 
 DEFAULT_TOLERANCE = 4.0        # pixels
 CARRY_FRAMES = 15              # frames either side a click is carried to through the HMM ('h')
@@ -327,7 +327,7 @@ class AnnotationSession:
     def _estimates(self, item: Item) -> list:
         if item.error:
             return []
-        estimates = self.tracker.inference.landmarker(item.image)
+        estimates = self.tracker.landmarker(item.image)
         if any(e.log_probs is None for e in estimates):
             raise UsageError("annotation needs each face's full distribution: build the Tracker with temporal=True")
         return estimates
@@ -407,8 +407,8 @@ class AnnotationSession:
     def _condition(self, face: FaceState, image: np.ndarray) -> None:
         """Re-predict ``face`` given its clicks and choose the next landmark to suggest."""
         est = face.estimate
-        face.conditioned = conditioned_face(self.tracker.inference.landmarker, image, est.box, est.log_probs, face.clicks)
-        face.suggestion = suggested_click(self.tracker.classifier.model, face.conditioned, self.tolerance,
+        face.conditioned = conditioned_face(self.tracker.landmarker, image, est.box, est.log_probs, face.clicks)
+        face.suggestion = suggested_click(self.tracker.model, face.conditioned, self.tolerance,
                                           exclude=sorted(face.clicked))
 
     # --- carrying clicks through the HMM (video)
@@ -434,7 +434,7 @@ class AnnotationSession:
             est = own.estimate
             tracked = FaceResult(0, est.landmarks, est.confidence, est.box, est.classes, est.probs,
                                  log_probs=est.log_probs)
-            tracked = hmm_evidence(self.tracker.inference.landmarker, item.image, tracked, own.clicks)
+            tracked = hmm_evidence(self.tracker.landmarker, item.image, tracked, own.clicks)
             decided += stage.push(FrameResult(Frame(item.number, item.timestamp, item.image), (tracked,)))
         decided += stage.flush()
         by_number = {r.frame.index: r.faces[0].landmarks for r in decided if r.faces}

@@ -93,7 +93,7 @@ def regressors_path(model_path, role: str = "video") -> Path:
     """The companion file of a model that holds its regressors: ``NAME.regressors.pt`` beside
     ``NAME.pt`` (the box refinement and the cascade ``track`` uses), and for ``role``
     "stills" ``NAME.stills.regressors.pt`` (the cascade ``predict`` uses, where there is one).
-    A file under the name used before (``NAME.regressors.pt``, ``NAME.stills.regressors.pt``) is
+    A file under the name used before (``NAME.refine.pt``, ``NAME.stills.refine.pt``) is
     read where the new name is absent."""
     new, old = _regressors_names(model_path, role)
     return old if old.is_file() and not new.is_file() else new
@@ -103,7 +103,7 @@ def _regressors_names(model_path, role: str) -> tuple[Path, Path]:
     """(the regressors file's name, its name before issue 27) for a model and ``role``."""
     path = Path(model_path)
     infix = "" if role == "video" else f".{role}"
-    return path.with_name(f"{path.stem}{infix}.regressors.pt"), path.with_name(f"{path.stem}{infix}.regressors.pt")
+    return path.with_name(f"{path.stem}{infix}.regressors.pt"), path.with_name(f"{path.stem}{infix}.refine.pt")
 
 
 def confidence_path(model_path) -> Path:

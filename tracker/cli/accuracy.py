@@ -6,14 +6,14 @@ from pathlib import Path
 
 from tracker.cli.common import EXIT_OK, command_parser, run_command
 
-SUMMARY = "the accuracy table: classification, + detection refinement, + regressors, + temporal, dlib"
+SUMMARY = "the accuracy table: classification, + box refinement, + regressors, + temporal, dlib"
 DEFAULT_STILLS = "../shared/data/300w-subset/helen-test"
 DEFAULT_CLIP = "../shared/data/videos/wolfganglanger"
 
 
 def parser(prog: str = "facetrack accuracy"):
     p = command_parser(prog, "Measure each stage's accuracy: on an annotated image folder (detection setup, "
-                             "misses count as failures) classification alone, + detection refinement, + the "
+                             "misses count as failures) classification alone, + box refinement, + the "
                              "regressors, and dlib beside them; on an annotated 300VW clip the same per frame, "
                              "then with the temporal stage, with jitter.")
     p.add_argument("stills", nargs="?", default=DEFAULT_STILLS, help=f"folder of images + .pts (default {DEFAULT_STILLS})")

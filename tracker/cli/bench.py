@@ -81,19 +81,19 @@ def _bench(argv: list[str], prog: str) -> int:
     tracker = Tracker(args.model, args.device, config=config)
     run_tracker(clip, tracker, scratch_csv("warmup"), max_frames=16)      # first-call costs
     report = {"clip": clip, "device": str(tracker.device), "backend": tracker.backend, "threads": tracker.threads,
-              "batch_size": tracker.batch_size, "device_crops": tracker.inference.landmarker.device_crops,
+              "batch_size": tracker.batch_size, "device_crops": tracker.landmarker.device_crops,
               "overlap": tracker.overlap,
               "processes": processes,
               "config": dataclasses.asdict(config.tracking), "temporal": dataclasses.asdict(config.temporal),
               "ours": run_tracker(clip, tracker, scratch_csv("ours"), args.frames)}
     report["ours_runs"] = []
     for size in batch_sizes:
-        variant = Tracker(tracker.classifier.model, args.device, config=config, batch_size=size, gpu_batch_size=size,
+        variant = Tracker(tracker.model, args.device, config=config, batch_size=size, gpu_batch_size=size,
                           latency=False)
         report["ours_runs"].append({"batch_size": size, **run_tracker(clip, variant, scratch_csv("ours"),
                                                                       args.frames)})
     if args.overlap_too:
-        variant = Tracker(tracker.classifier.model, args.device, config=config, overlap="off" if tracker.overlap else "on")
+        variant = Tracker(tracker.model, args.device, config=config, overlap="off" if tracker.overlap else "on")
         report["ours_runs"].append({"batch_size": variant.batch_size, "overlap": variant.overlap,
                                     **run_tracker(clip, variant, scratch_csv("ours"), args.frames)})
     if tracker.backend == "torch" and tracker.device.type == "cuda":
@@ -102,7 +102,7 @@ def _bench(argv: list[str], prog: str) -> int:
     report["decode_only"] = decode_only(clip, config.tracking.decode_threads, args.frames)
     report["baseline"] = [] if args.no_baseline else [
         run_dlib_baseline(clip, scratch_csv(f"dlib{u}"), u, args.frames) for u in upsamples]
-    report["hmm"] = decoder_benchmarks(tracker.classifier.model, config.temporal, hmm_states)
+    report["hmm"] = decoder_benchmarks(tracker.model, config.temporal, hmm_states)
     report["peak_rss_mb_end"] = peak_rss_mb()
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return EXIT_OK

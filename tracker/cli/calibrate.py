@@ -32,10 +32,7 @@ def _calibrate(argv: list[str], prog: str) -> int:
     from tracker.config import TemporalConfig, config_from_dict
     from tracker.detection.detectors import DETECTOR_NAMES
     from tracker.temporal.hmm import pose_transitions
-    from tracker.training.classifier import (
-        calibrate_detectors,
-        calibrate_landmark_boxes,
-    )
+    from tracker.training.calibration import calibrate_detectors, calibrate_landmark_boxes
     from tracker.training.data import load_faces, split_by_photo
     args = parser(prog).parse_args(argv)
     args.model = args.model or str(DEFAULT_MODEL)
@@ -75,11 +72,8 @@ def _calibrate_confidence(model, val_faces, model_path) -> int:
     import torch
 
     from tracker.classifier.model import confidence_path
-    from tracker.distribution.confidence import (
-        confidence_examples,
-        fit_logistic,
-        roc_auc,
-    )
+    from tracker.distribution.confidence import roc_auc
+    from tracker.training.calibration import confidence_examples, fit_logistic
     from tracker.inference.landmarker import Landmarker
     torch.set_num_threads(1)
     model.confidence = None

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None, prog: str = "facetrack predict") -> int:
 
 def _predict(argv: list[str], prog: str) -> int:
     from tracker.api import Tracker
-    from tracker.inference.engine import FrameResult
+    from tracker.results import FrameResult
     from tracker.io.sinks import CsvSink
     from tracker.io.sources import ImageSource, open_source
     args = parser(prog).parse_args(argv)

@@ -1,28 +1,17 @@
-"""Face detectors behind one interface, and their calibration to landmark boxes.
+"""Face detectors behind one interface.
 
 Every detector returns an (N, 5) float32 array of rows ``x0, y0, x1, y1, score`` sorted by
 descending score. The classifier is trained on the square box around the ground-truth
-landmarks (:func:`tracker.geometry.shapes.landmark_box`); :class:`BoxCalibration` corrects a
-detector's average offset and scale against those boxes (the paper's "pre" step before
-the learned refinement).
+landmarks (:func:`tracker.geometry.boxes.landmark_box`);
+:class:`tracker.detection.calibration.BoxCalibration` maps a detector's boxes onto those.
 """
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
-
-from tracker.geometry.boxes import (
-    box_center_size,
-    box_from_center_size,
-    iou,
-    landmark_box,
-    match_detections,
-)
 
 DETECTOR_NAMES = ("dlib", "haar", "cnn")
 
@@ -227,145 +216,3 @@ def fallback_detectors(name: str = "auto") -> list[Detector]:
     if name == "cnn":
         return [DlibCnnDetector()]
     raise ValueError(f"unknown fallback detector {name!r}; choose from auto, cnn, none")
-
-
-# ----------------------------------------------------------------------------- boxes
-
-
-def _center_size(boxes) -> tuple[np.ndarray, np.ndarray]:
-    return box_center_size(np.asarray(boxes, dtype=np.float64)[..., :4])
-
-
-@dataclass
-class BoxCalibration:
-    """Maps a detector's box to the square landmark box the classifier was trained on.
-
-    With the detector box made square (centre c, side s = mean side), the target is the
-    square of centre ``c + s * (ax, ay)`` and side ``s * exp(b)``. ``spread`` holds robust
-    standard deviations of the residual (x, y, log-scale) errors, in the same units, which
-    is what augmentation should simulate.
-    """
-
-    detector: str = "identity"
-    ax: float = 0.0
-    ay: float = 0.0
-    b: float = 0.0
-    spread: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    n_fit: int = 0
-
-    @classmethod
-    def identity(cls, detector: str = "identity") -> "BoxCalibration":
-        """The calibration that only makes boxes square."""
-        return cls(detector=detector)
-
-    @staticmethod
-    def offsets(det_boxes, gt_boxes) -> np.ndarray:
-        """Per-pair (dx / s, dy / s, log(side ratio)) from detector to target boxes, (N, 3)."""
-        c_det, s_det = _center_size(det_boxes)
-        c_gt, s_gt = _center_size(gt_boxes)
-        shift = (c_gt - c_det) / s_det[..., None]
-        return np.concatenate([shift, np.log(s_gt / s_det)[..., None]], axis=-1).reshape(-1, 3)
-
-    @classmethod
-    def fit(cls, det_boxes, gt_boxes, detector: str = "unknown") -> "BoxCalibration":
-        """Median offsets of matched (detector box, target box) pairs."""
-        d = cls.offsets(det_boxes, gt_boxes)
-        if len(d) == 0:
-            raise ValueError("cannot fit a box calibration on zero pairs")
-        median = np.median(d, axis=0)
-        # Half the central 68 % range: a robust sigma that survives the many ties a
-        # detector's quantised positions and scales produce (where a MAD collapses to 0).
-        sigma = (np.percentile(d, 84, axis=0) - np.percentile(d, 16, axis=0)) / 2
-        return cls(detector=detector, ax=float(median[0]), ay=float(median[1]),
-                   b=float(median[2]), spread=tuple(float(v) for v in sigma),
-                   n_fit=int(len(d)))
-
-    def apply(self, boxes) -> np.ndarray:
-        """Calibrated square boxes (..., 4) for detector boxes (..., 4+) (a score is dropped)."""
-        center, side = _center_size(boxes)
-        center = center + side[..., None] * np.array([self.ax, self.ay])
-        return box_from_center_size(center, side * np.exp(self.b))
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able fields."""
-        return {"detector": self.detector, "ax": float(self.ax), "ay": float(self.ay),
-                "b": float(self.b), "spread": [float(v) for v in self.spread],
-                "n_fit": int(self.n_fit)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "BoxCalibration":
-        """Inverse of :meth:`to_dict` (missing optional fields take defaults)."""
-        return cls(detector=str(data.get("detector", "unknown")), ax=float(data["ax"]),
-                   ay=float(data["ay"]), b=float(data["b"]),
-                   spread=tuple(float(v) for v in data.get("spread", (0.0, 0.0, 0.0))),
-                   n_fit=int(data.get("n_fit", 0)))
-
-
-def _load_image(image) -> np.ndarray:
-    if isinstance(image, (str, Path)):
-        loaded = cv2.imread(str(image), cv2.IMREAD_COLOR)
-        if loaded is None:
-            raise FileNotFoundError(f"cannot read image {image}")
-        return loaded
-    return image
-
-
-def _rescaled(image: np.ndarray, points: np.ndarray, factor: float):
-    """Image resized by ``factor`` and its landmarks moved to match (pixel centres)."""
-    h, w = image.shape[:2]
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, size, interpolation=interpolation)
-    ratio = np.array([size[0] / w, size[1] / h])
-    return resized, (points + 0.5) * ratio - 0.5
-
-
-def collect_matches(detector: Detector, images: Iterable, landmarks: Iterable,
-                    min_iou: float = 0.3, rescale: tuple[float, float] | None = None,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
-    """Matched detector boxes (M, 4), their landmark boxes (M, 4), and the image count.
-
-    With ``rescale=(lo, hi)`` each image is first resized by a log-uniform random factor
-    (boxes are then in the resized frames; calibration offsets are scale-free).
-    """
-    rng = np.random.default_rng(seed)
-    det_rows, gt_rows, n_images = [], [], 0
-    for image, points in zip(images, landmarks):
-        n_images += 1
-        image = _load_image(image)
-        points = np.asarray(points, dtype=np.float64)
-        if rescale is not None:
-            factor = float(np.exp(rng.uniform(np.log(rescale[0]), np.log(rescale[1]))))
-            image, points = _rescaled(image, points, factor)
-        gt = landmark_box(points)
-        found = detector.detect(image)
-        k = match_detections(found, gt, min_iou)
-        if k >= 0:
-            det_rows.append(found[k, :4])
-            gt_rows.append(gt)
-    det = np.asarray(det_rows, dtype=np.float64).reshape(-1, 4)
-    gt = np.asarray(gt_rows, dtype=np.float64).reshape(-1, 4)
-    return det, gt, n_images
-
-
-def fit_calibration(detector: Detector, images: Iterable, landmarks: Iterable,
-                    min_iou: float = 0.3, rescale: tuple[float, float] | None = (0.7, 1.5),
-                    seed: int = 0) -> tuple[BoxCalibration, dict]:
-    """Run ``detector`` on images (arrays or paths), match to landmark boxes, fit.
-
-    By default every image is resized by a random factor in ``rescale`` first: detectors
-    report positions and sizes on a coarse grid (dlib: 8-pixel HOG cells, 5/6 pyramid
-    steps), and on data where all faces share one size and place (the 300-W crops) the
-    fit would otherwise learn that grid's phase. ``rescale=None`` uses images as given.
-    Returns the calibration and stats: n_images, n_detected, detection_rate, and mean
-    IoU with the landmark box before (raw detector box) and after calibration.
-    """
-    det, gt, n_images = collect_matches(detector, images, landmarks, min_iou, rescale, seed)
-    name = getattr(detector, "name", type(detector).__name__)
-    calibration = BoxCalibration.fit(det, gt, detector=name)
-    stats = {"n_images": n_images, "n_detected": int(len(det)),
-             "detection_rate": len(det) / n_images if n_images else 0.0,
-             "mean_iou_before": float(iou(det, gt).mean()),
-             "mean_iou_after": float(iou(calibration.apply(det), gt).mean()),
-             "rescale": None if rescale is None else [float(v) for v in rescale]}
-    return calibration, stats

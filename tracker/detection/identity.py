@@ -44,7 +44,3 @@ class FaceIdentity:
                                            [dlib.point(int(round(x)), int(round(y))) for x, y in points])
         rgb = np.ascontiguousarray(image[..., ::-1]) if image.ndim == 3 else image
         return np.asarray(self._model.compute_face_descriptor(rgb, shape), dtype=np.float32)
-
-    @staticmethod
-    def same_person(a: np.ndarray, b: np.ndarray) -> bool:
-        return float(np.linalg.norm(a - b)) < SAME_PERSON

@@ -80,7 +80,7 @@ HMM_PENALTY = -1e4            # log-obs of the classes a click rules out, on the
 
 
 def hmm_evidence(landmarker, image: np.ndarray, face, clicks, penalty: float = HMM_PENALTY):
-    """A tracked face (:class:`tracker.inference.engine.FaceResult` with its full ``log_probs``) as
+    """A tracked face (:class:`tracker.results.FaceResult` with its full ``log_probs``) as
     the HMM should see it on a frame with ``clicks``: its top classes and landmarks those
     of :func:`conditioned_face` in its own crop (not cropped again: the HMM's states are
     shapes in the crops the tracker cut, which the neighbouring frames share); its log-observations those of the click likelihood: with

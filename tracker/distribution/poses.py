@@ -138,11 +138,6 @@ def kmeans_templates(shapes: np.ndarray, k: int, seed: int = 0, iters: int = 25)
     return centroids.astype(np.float32).reshape(k, N_POINTS, 2)
 
 
-def exemplar_templates(shapes: np.ndarray) -> np.ndarray:
-    """K = M: one pose class per training shape (a float32 copy)."""
-    return _flat(shapes).astype(np.float32, copy=True).reshape(-1, N_POINTS, 2)
-
-
 # ----------------------------------------------------------------------------- membership
 
 @dataclass(frozen=True, eq=False)

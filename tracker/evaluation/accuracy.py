@@ -1,7 +1,7 @@
 """The README's accuracy table, measured in one run (``facetrack accuracy``).
 
 On an annotated image folder, in the detection setup (a face the detector misses counts
-as a failure): classification alone, + detection refinement, + the regressors (track's,
+as a failure): classification alone, + box refinement, + the regressors (track's,
 then predict's: the stills cascade and test-time mirroring), and dlib
 (HOG detector + its 68-point predictor) beside them. On an annotated clip: the same
 stages per frame, then with the temporal stage (HMM + smoothing), with each row's jitter.
@@ -13,10 +13,10 @@ from pathlib import Path
 from tracker.api import Tracker
 from tracker.evaluation.bench import dlib_landmarker
 from tracker.evaluation.scoring import evaluate
-from tracker.inference.engine import FrameResult
 from tracker.io.landmark_csv import LandmarkCsvWriter
 from tracker.io.sinks import CsvSink
 from tracker.io.sources import open_source
+from tracker.results import FrameResult
 
 STILL_ROWS = (("classification", {"regressors": "off", "box_refinement": False}, False),
               ("+ box refinement", {}, True),
@@ -56,7 +56,7 @@ def still_rows(model, folder, out: Path, with_dlib: bool = True) -> list[dict]:
     for name, settings, box_only in STILL_ROWS:
         tracker = Tracker(model, "cpu", temporal=False, threads=2, **settings)
         if box_only:
-            tracker.inference.landmarker.cascade = None
+            tracker.landmarker.cascade = None
         csv = out / f"stills-{len(rows)}.csv"
         predict_folder(tracker, folder, csv)
         rows.append({"row": name, **evaluate(csv, folder)[1]["all"].as_dict()})

@@ -18,6 +18,7 @@ from tracker.errors import FacetrackError
 from tracker.io.landmark_csv import LandmarkCsvWriter
 from tracker.io.sinks import CsvSink
 from tracker.io.sources import VideoSource
+from tracker.timing import timed
 
 SAMPLE_CLIP = Path(__file__).resolve().parents[1] / "assets" / "sample" / "vid.mp4"
 
@@ -59,20 +60,18 @@ def run_tracker(clip, tracker, csv_path, max_frames: int | None = None) -> dict:
     """Our tracker end to end (decode thread, engine, temporal stage, CSV) with a
     :class:`tracker.api.Tracker`: fps and per-stage milliseconds per frame."""
     stream = tracker.track(clip)
-    frames, faces, write_s = 0, 0, 0.0
+    frames, faces = 0, 0
     start = time.perf_counter()
     with stream, CsvSink(csv_path) as sink:
         for result in stream:
-            t = time.perf_counter()
-            sink.write(result)
-            write_s += time.perf_counter() - t
+            with timed(stream.times, "write"):
+                sink.write(result)
             frames += 1
             faces += len(result.faces)
             if max_frames and frames >= max_frames:
                 break
     wall = time.perf_counter() - start
     times = stream.times
-    times.add("write", write_s, frames)
     stages = {name: 1000 * sec / max(1, frames) for name, sec in times.seconds.items()}
     return {"frames": frames, "seconds": wall, "fps": frames / wall, "ms_per_frame": stages,
             "crops_per_frame": times.counts.get("classify", 0) / max(1, frames),

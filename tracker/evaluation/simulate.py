@@ -39,10 +39,10 @@ from tracker.distribution.clicks import (
 )
 from tracker.evaluation.metrics import failure_rate, nme, point_errors, summarize
 from tracker.evaluation.scoring import load_ground_truth
-from tracker.inference.engine import FrameResult
 from tracker.inference.pipeline import track_frames
 from tracker.io.annotations import is_300vw_folder
 from tracker.io.sources import SourceError, VideoSource, list_images, read_image
+from tracker.results import FrameResult
 
 NOSE_TIP = 30
 
@@ -133,9 +133,9 @@ def carried_through_hmm(tracker, raw: list[FrameResult], video, clicks: dict) ->
         for f in result.faces:
             picked = clicks.get(result.frame.index, {}).get(f.face_id)
             if picked:
-                own[result.frame.index, f.face_id] = conditioned_face(tracker.inference.landmarker, image, f.box, f.log_probs,
+                own[result.frame.index, f.face_id] = conditioned_face(tracker.landmarker, image, f.box, f.log_probs,
                                                                       picked).landmarks
-            faces.append(hmm_evidence(tracker.inference.landmarker, image, f, picked))
+            faces.append(hmm_evidence(tracker.landmarker, image, f, picked))
         out += stage.push(FrameResult(dataclasses.replace(result.frame, image=image), tuple(faces)))
     out += stage.flush()
     return [_with_own_prediction(r, own) for r in out]
@@ -182,11 +182,11 @@ def simulate_stills(tracker, images, gt_root, clicks: int = 3, tolerance: float 
     """The table for a folder of annotated images."""
     per_row: dict[str, dict] = {}
     gt: dict = {}
-    for case in still_cases(tracker.inference.landmarker, images, gt_root):
+    for case in still_cases(tracker.landmarker, images, gt_root):
         gt[case.key] = case.gt
         if case.box is not None:
             tol = face_tolerance(case.box, tolerance, tolerance_px)
-            for name, points in strategy_landmarks(tracker.inference.landmarker, case, clicks, tol)[0].items():
+            for name, points in strategy_landmarks(tracker.landmarker, case, clicks, tol)[0].items():
                 per_row.setdefault(name, {})[case.key] = points
         if progress is not None:
             progress(1)
@@ -213,7 +213,7 @@ def simulate_sequence(tracker, folder, clicks: int = 3, every=(10, 30), toleranc
             continue
         case = Case(result.frame.index, truth, image, face.box, face.log_probs)
         tol = face_tolerance(face.box, tolerance, tolerance_px)
-        landmarks, order = strategy_landmarks(tracker.inference.landmarker, case, max(1, clicks), tol)
+        landmarks, order = strategy_landmarks(tracker.landmarker, case, max(1, clicks), tol)
         for name, points in landmarks.items():
             per_row.setdefault(name, {})[case.key] = points
         suggested[case.key] = (face.face_id, Click(order[0], *truth[order[0]], tol))

@@ -1,4 +1,5 @@
-"""Similarity transforms between shapes: least-squares alignment, and random similarity jitter."""
+"""Similarity transforms between shapes: least-squares alignment (one solver, :func:`similarity_params`,
+behind :func:`alignment_matrix` and :func:`similarity_align`), and the random similarity jitter."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,16 +28,27 @@ def unrotate(vectors: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return rotate(vectors, a / norm, -b / norm)
 
 
-def similarity_jitter(shapes: np.ndarray, rng, rotate_deg: float, log_scale: float, shift: float) -> np.ndarray:
-    """Shapes (N, P, 2) each turned (uniform within +-``rotate_deg``), scaled (log scale within
-    +-``log_scale``) about its centroid and shifted (within +-``shift`` of its side) at random."""
+def similarity_jitter(shapes: np.ndarray, rng, rotate_deg: float, log_scale: float, shift: float,
+                      frame: tuple | None = None) -> np.ndarray:
+    """Shapes (N, P, 2) each turned (uniform within +-``rotate_deg``) and scaled (log scale uniform
+    within +-``log_scale``) about the centre of its frame, and shifted (uniform within +-``shift``
+    of the frame's side), at random: the one shape jitter (the template bank's perturbed copies,
+    the regressors' perturbed starts, the network stage's moved starts).
+
+    ``frame``: (centre, side) shared by every shape (the canonical frame's box is (0.0, 1.0)),
+    or by default each shape's own centroid and longer extent. Draws the angles (N), the log
+    scales (N) and the shifts (N, 2), in that order; the shape is c + R (x - c) / s - d."""
     n = len(shapes)
-    centre = shapes.mean(axis=1, keepdims=True)
-    side = np.ptp(shapes, axis=1).max(axis=1)[:, None, None]
     angle = np.deg2rad(rng.uniform(-rotate_deg, rotate_deg, n))
     scale = np.exp(rng.uniform(-log_scale, log_scale, n))
-    moved = rotate(shapes - centre, scale * np.cos(angle), scale * np.sin(angle))
-    return centre + moved + rng.uniform(-shift, shift, (n, 1, 2)) * side
+    move = rng.uniform(-shift, shift, (n, 2))
+    if frame is None:
+        centre, side = shapes.mean(axis=1, keepdims=True), np.ptp(shapes, axis=1).max(axis=1)[:, None, None]
+    else:
+        centre, side = frame
+    cos, sin = np.cos(angle), np.sin(angle)
+    turn = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)   # (N, 2, 2)
+    return centre + np.einsum("nij,npj->npi", turn, shapes - centre) / scale[:, None, None] - move[:, None, :] * side
 
 
 def alignment_matrix(shape: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -49,12 +61,9 @@ def alignment_matrix(shape: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Source shape moved onto target by the least-squares similarity transform."""
+    """Source shape (P, 2) moved onto target by the least-squares similarity transform
+    (:func:`similarity_params`, as :func:`alignment_matrix`)."""
     mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
-    s, t = source - mu_s, target - mu_t
-    # Complex-number form of 2-D Procrustes: t ~ a * s with a complex.
-    sc = s[:, 0] + 1j * s[:, 1]
-    tc = t[:, 0] + 1j * t[:, 1]
-    a = np.vdot(sc, tc) / max(np.vdot(sc, sc).real, 1e-12)
-    out = a * sc
-    return np.stack([out.real, out.imag], axis=1) + mu_t
+    centred = (source - mu_s)[None]
+    a, b = similarity_params(centred[0], (target - mu_t)[None])
+    return rotate(centred, a, b)[0] + mu_t

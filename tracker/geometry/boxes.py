@@ -1,4 +1,5 @@
-"""Face boxes (x0, y0, x1, y1): the landmarks' square box, centre and side, overlap, drift."""
+"""Face boxes (x0, y0, x1, y1): the landmarks' square box, centre and side, overlap, drift, and
+the one box jitter (:func:`shift_boxes`: a box moved and rescaled by offsets in box sides)."""
 from __future__ import annotations
 
 import numpy as np
@@ -61,5 +62,17 @@ def match_detections(det_boxes, gt_box, min_iou: float = 0.3) -> int:
 
 
 def box_from_center_size(center: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The square boxes (..., 4) of centres (..., 2) and sides (...)."""
     half = size[..., None] / 2
     return np.concatenate([center - half, center + half], axis=-1)
+
+
+def shift_boxes(boxes, offsets) -> np.ndarray:
+    """Square boxes moved by offsets (..., 3) in box sides: centre + side * (dx, dy), side * exp(ds).
+
+    The one box jitter: the units of :meth:`tracker.detection.calibration.BoxCalibration.offsets`
+    and of the box refinement's targets; training draws the offsets at random (augmentation, the
+    regressors' and the box refinement's jittered boxes, the calibrations' perturbed boxes)."""
+    center, side = box_center_size(np.asarray(boxes, dtype=np.float64)[..., :4])
+    offsets = np.asarray(offsets, dtype=np.float64).reshape(center.shape[:-1] + (3,))
+    return box_from_center_size(center + side[..., None] * offsets[..., :2], side * np.exp(offsets[..., 2]))

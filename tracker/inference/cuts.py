@@ -14,11 +14,12 @@ then a cut at nearly every image; a folder of video frames is not.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
+
+from tracker.timing import timed
 
 CELL_CHANGE = 12.0       # grey levels a cell's mean must move by to count as changed
 CUT_FRACTION = 0.6       # fraction of changed cells that makes a cut in a video
@@ -93,10 +94,8 @@ def mark_cuts(frames: Iterable, mode: str = "auto", times=None) -> Iterator:
             cut = previous is None or previous != frame.image.shape[:2]
             previous = frame.image.shape[:2]
         else:
-            start = time.perf_counter()
-            summary = frame_summary(frame.image)
-            cut = is_cut(previous, summary, still=bool(frame.name))
-            previous = summary
-            if times is not None:
-                times.add("cuts", time.perf_counter() - start)
+            with timed(times, "cuts"):
+                summary = frame_summary(frame.image)
+                cut = is_cut(previous, summary, still=bool(frame.name))
+                previous = summary
         yield dataclasses.replace(frame, cut=cut, cells=summary)

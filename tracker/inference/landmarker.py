@@ -6,14 +6,16 @@ the same alignment step that tracking uses from frame to frame, applied to one i
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from tracker.classifier.model import LandmarkModel
-from tracker.detection.detectors import BoxCalibration, Detector
+from tracker.detection.calibration import BoxCalibration
+from tracker.detection.detectors import Detector
 from tracker.distribution.confidence import posterior_features
 from tracker.distribution.poses import rms_distance
 from tracker.distribution.posterior import Posterior, expected_shape, top_k_posterior
@@ -34,6 +36,46 @@ class FaceEstimate:
     log_probs: np.ndarray | None = None   # (K,) log-softmax over all classes, when kept
     classified: np.ndarray | None = None  # (68, 2) the classifier's own estimate, when regressors moved it
     features: np.ndarray | None = None    # the confidence's features (tracker.distribution.confidence), when asked for
+
+
+@dataclass(eq=False)
+class Classified:
+    """One classifier pass over crops cut around ``boxes``, read: the landmarks, the box they
+    suggest, how far that moved from the crop's, and where to crop next. The confidence (and
+    its features) is worked out when first asked for."""
+
+    boxes: np.ndarray          # (N, 4) the boxes the crops were cut around
+    post: Posterior
+    canon: np.ndarray          # (N, 68, 2) landmarks in the canonical frame (the posterior mean)
+    points: np.ndarray         # (N, 68, 2) landmarks in pixels
+    own_boxes: np.ndarray      # (N, 4) the face box of the landmarks (calibrated: Landmarker.box_from_landmarks)
+    next_boxes: np.ndarray     # (N, 4) where each face is cropped next: the box refinement's box, else own_boxes
+    drift: np.ndarray          # (N,) how far own_boxes moved from the crop's box (box sides)
+    rate: Callable = field(repr=False)   # (post, canon, drift) -> (confidence, features): Landmarker.confidence
+
+    @cached_property
+    def _rated(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.rate(self.post, self.canon, self.drift)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """(N,) the probability that each estimate is right (:meth:`Landmarker.confidence`)."""
+        return self._rated[0]
+
+    @property
+    def features(self) -> np.ndarray:
+        """(N, F) the confidence's features."""
+        return self._rated[1]
+
+    def replace_rows(self, rows: np.ndarray, again: "Classified") -> None:
+        """Put ``again`` (a pass over the faces ``rows`` once more) in those rows, in place."""
+        self.confidence[rows], self.features[rows] = again.confidence, again.features
+        for name in ("boxes", "canon", "points", "own_boxes", "next_boxes", "drift"):
+            getattr(self, name)[rows] = getattr(again, name)
+        self.post.classes[rows], self.post.probs[rows], self.post.mass[rows] = \
+            again.post.classes, again.post.probs, again.post.mass
+        if self.post.log_probs is not None:
+            self.post.log_probs[rows] = again.post.log_probs
 
 
 def posterior_confidence(post: Posterior, templates: np.ndarray, estimate: np.ndarray, tau: float) -> np.ndarray:
@@ -139,6 +181,21 @@ class Landmarker:
                                                              self.model.templates))) / 2
         return post, canon
 
+    def classify(self, crops, boxes: np.ndarray, refine_box: bool = True) -> Classified:
+        """The classifier on ``crops`` cut around ``boxes`` (N, 4), read: landmarks, the box
+        they suggest, its drift from the crop's, and where to crop next: the box refinement's
+        box when ``refine_box`` and the model has one, else the landmarks' own box."""
+        refiner = self.box_refiner if refine_box else None
+        embeddings = [] if refiner is not None else None
+        post, canon = self.classify_crops(crops, embeddings)
+        points = from_canonical(canon, boxes)
+        own_boxes = self.box_from_landmarks(points)
+        drift = box_drift(boxes, own_boxes)
+        # The box refinement reads where the face is from the crop's embedding; the
+        # landmarks' own box is pulled towards the crop, so following it lags a moving face.
+        next_boxes = own_boxes if refiner is None else refiner.apply(embeddings[0], boxes)
+        return Classified(boxes, post, canon, points, own_boxes, next_boxes, drift, self.confidence)
+
     def scores(self, crops: np.ndarray, embed: bool = False):
         """The network's class scores (N, K) for crops (N, S, S, 3) uint8 BGR, as a NumPy array
         (OpenCV backend) or a torch tensor on the model's device; ``embed``: (embeddings as a
@@ -188,14 +245,11 @@ class Landmarker:
         if len(boxes) == 0:
             return []
         for index in range(max(1, self.passes)):
-            embeddings = [] if index == 0 and self.box_refiner is not None else None
-            post, canon = self.classify_crops(self.crops(image, boxes), embeddings)
-            points = from_canonical(canon, boxes)
-            last_boxes, own_boxes = boxes, self.box_from_landmarks(points)
-            boxes = own_boxes if embeddings is None else self.box_refiner.apply(embeddings[0], boxes)
-        conf, feats = self.confidence(post, canon, box_drift(last_boxes, own_boxes))
+            faces = self.classify(self.crops(image, boxes), boxes, refine_box=index == 0)
+            boxes = faces.next_boxes
+        points, post, conf, feats = faces.points, faces.post, faces.confidence, faces.features
         final = self.regress(image, points, post.classes[:, 0]) if regress else points
-        return [FaceEstimate(box=last_boxes[i], landmarks=final[i], confidence=float(conf[i]),
+        return [FaceEstimate(box=faces.boxes[i], landmarks=final[i], confidence=float(conf[i]),
                              classes=post.classes[i], probs=post.probs[i],
                              log_probs=None if post.log_probs is None else post.log_probs[i],
                              classified=points[i] if final is not points else None,

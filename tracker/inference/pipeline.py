@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from contextlib import contextmanager, nullcontext
 from typing import Iterable, Iterator
 
 from tracker.inference.cuts import mark_cuts
-from tracker.inference.engine import Engine, FrameResult, StageTimes
+from tracker.inference.engine import Engine
 from tracker.io.sources import Frame
+from tracker.results import FrameResult
+from tracker.timing import StageTimes, timed
 
 POLL_SECONDS = 0.1
 
@@ -37,14 +38,12 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def timed(items: Iterable, times: StageTimes | None) -> Iterator:
+def decoded(items: Iterable, times: StageTimes | None) -> Iterator:
     """``items``, with the wait for each one added to ``times`` as "decode"."""
     items = iter(items)
     while True:
-        start = time.perf_counter()
-        item = next(items, None)
-        if times is not None:
-            times.add("decode", time.perf_counter() - start)
+        with timed(times, "decode"):
+            item = next(items, None)
         if item is None:
             return
         yield item
@@ -61,7 +60,7 @@ def prefetched(source: Iterable, size: int, times: StageTimes | None = None,
     def produce() -> None:
         end = _End()
         try:
-            for item in timed(source, times):
+            for item in decoded(source, times):
                 if not _put(q, item, stop):
                     break
         except BaseException as exc:          # handed to the consumer, which re-raises it
@@ -114,8 +113,9 @@ def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 
                  overlap: bool = False) -> Iterator[FrameResult]:
     """Every frame's result, in order. Live sources (and ``latency``) go one frame at a time.
 
-    ``temporal`` (a :class:`tracker.temporal.stage.TemporalStage`) delays each result until its
-    decoding is final; whoever stops early calls its ``drain()`` for the frames it holds.
+    ``temporal`` (a :class:`tracker.temporal.stage.TemporalStage`: the HMM, the regressors, the
+    smoothing, whichever are on) delays each result until its decoding is final; whoever stops
+    early calls its ``drain()`` for the frames it holds.
     ``cuts`` is how shot changes are marked (:func:`tracker.inference.cuts.mark_cuts`), on the decode thread.
     With ``overlap`` (files only, with a temporal stage) the engine runs on a thread one batch
     ahead: the next batch is classified while this one's temporal stage runs here.
@@ -123,7 +123,7 @@ def track_frames(source, engine: Engine, batch_size: int = 8, queue_size: int = 
     live = getattr(source, "live", False)
     one_at_a_time = live or latency
     marked = mark_cuts(source, cuts, engine.times)
-    frames_cm = nullcontext(timed(marked, engine.times)) if live else prefetched(marked, queue_size, engine.times)
+    frames_cm = nullcontext(decoded(marked, engine.times)) if live else prefetched(marked, queue_size, engine.times)
     with frames_cm as frames:
         processed = (engine.process(batch) for batch in batched(frames, 1 if one_at_a_time else max(1, batch_size)))
         ahead = overlap and temporal is not None and not one_at_a_time
@@ -138,9 +138,8 @@ def _through_temporal(processed: Iterable[list[FrameResult]], temporal, times: S
             if temporal is None:
                 yield result
                 continue
-            start = time.perf_counter()
-            temporal.ready.extend(temporal.push(result))
-            times.add("temporal", time.perf_counter() - start)
+            with timed(times, "temporal"):
+                temporal.ready.extend(temporal.push(result))
             while temporal.ready:            # kept on the stage until handed on: nothing lost on a stop
                 yield temporal.ready.popleft()
     if temporal is not None:

@@ -9,21 +9,23 @@ when the frame holds no mass there (an occluded face), the state's template.
 The regressors then move each decoded face from there (the decoded class picks the
 cluster; a held face, which the HMM carries through an occlusion, is left as decoded).
 Finally landmarks are averaged with the previous and next frame of the same face.
+With the temporal stage off, the regressors still run here, alone: they run in this one
+place, after the engine, whatever the temporal setting.
 A cut (``frame.cut``) ends every face's path: no transition and no average spans it.
 A path of a single frame (a photo in a folder) keeps that frame's own estimate.
 """
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections import deque
 
 import numpy as np
 
 from tracker.distribution.poses import rms_distance
 from tracker.geometry.shapes import from_canonical
-from tracker.inference.engine import FaceResult, FrameResult
+from tracker.results import FaceResult, FrameResult
 from tracker.temporal.hmm import FixedLagDecoder, Transitions, model_transitions
+from tracker.timing import StageTimes, timed
 
 
 def decoded_landmarks(face: FaceResult, state: int, templates: np.ndarray, tau: float) -> np.ndarray:
@@ -135,9 +137,10 @@ class HmmStage:
 
 
 class RegressStage:
-    """Each visible face's landmarks moved by the landmarker's regressors (``regress``)."""
+    """Each visible face's landmarks moved by the landmarker's regressors (``regress``), from
+    the decoded pose class when there is one, else the classifier's most probable class."""
 
-    def __init__(self, regress, times=None):
+    def __init__(self, regress, times: StageTimes | None = None):
         self.regress = regress
         self.times = times              # a StageTimes to add "regress" seconds to (the engine's)
 
@@ -145,15 +148,13 @@ class RegressStage:
         rows = [i for i, f in enumerate(result.faces) if not f.held]
         if not rows:
             return [result]
-        start = time.perf_counter()
-        faces = list(result.faces)
-        points = np.stack([faces[i].landmarks for i in rows])
-        classes = np.array([faces[i].pose_class if faces[i].pose_class >= 0 else faces[i].classes[0] for i in rows])
-        moved = self.regress(result.frame.image, points, classes)
-        for row, i in enumerate(rows):
-            faces[i] = dataclasses.replace(faces[i], landmarks=moved[row])
-        if self.times is not None:
-            self.times.add("regress", time.perf_counter() - start, len(rows))
+        with timed(self.times, "regress", len(rows)):
+            faces = list(result.faces)
+            points = np.stack([faces[i].landmarks for i in rows])
+            classes = np.array([faces[i].pose_class if faces[i].pose_class >= 0 else faces[i].classes[0] for i in rows])
+            moved = self.regress(result.frame.image, points, classes)
+            for row, i in enumerate(rows):
+                faces[i] = dataclasses.replace(faces[i], landmarks=moved[row])
         return [FrameResult(result.frame, tuple(faces))]
 
     def flush(self) -> list[FrameResult]:
@@ -192,21 +193,24 @@ class ThreeFrameSmoother:
         return FrameResult(result.frame, tuple(faces))
 
 
-def temporal_stage(cfg, model, live: bool, regress=None) -> "TemporalStage | None":
-    """The stage for a :class:`tracker.config.TemporalConfig` and a model, or None when it is off.
-
-    ``regress(image, points, classes) -> points`` runs after decoding (None: no regressors).
+def temporal_stage(cfg, model, live: bool, regress=None, times: StageTimes | None = None) -> "TemporalStage | None":
+    """The stages after the engine for a :class:`tracker.config.TemporalConfig` and a model:
+    HMM decoding and smoothing when it is enabled, and between them the regressors
+    (``regress(image, points, classes) -> points``; None: no regressors), their seconds added
+    to ``times``. None when there is nothing to run.
     Live sources decode with lag 0 and skip the smoothing, which would wait a frame."""
-    if not cfg.enabled:
-        return None
     hmm = HmmStage(model_transitions(model, cfg.neighbours), model.templates, model.tau,
-                   lag=0 if live else cfg.lag, prune_top=cfg.prune_top)
-    return TemporalStage(hmm, ThreeFrameSmoother() if cfg.smoothing and not live else None,
-                         RegressStage(regress) if regress is not None else None)
+                   lag=0 if live else cfg.lag, prune_top=cfg.prune_top) if cfg.enabled else None
+    smoother = ThreeFrameSmoother() if cfg.enabled and cfg.smoothing and not live else None
+    regressors = RegressStage(regress, times) if regress is not None else None
+    if hmm is None and regressors is None:
+        return None
+    return TemporalStage(hmm, smoother, regressors)
 
 
 class TemporalStage:
-    """HMM decoding, the regressors, then (optionally) 3-frame smoothing; ``push`` / ``flush`` like its parts."""
+    """What runs on the engine's results, in order: HMM decoding (optional), the regressors
+    (optional), then 3-frame smoothing (optional); ``push`` / ``flush`` like its parts."""
 
     def __init__(self, hmm: HmmStage | None, smoother: ThreeFrameSmoother | None,
                  regress: RegressStage | None = None):

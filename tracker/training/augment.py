@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from tracker.config import AugmentConfig
-from tracker.geometry.boxes import box_center_size, landmark_box
+from tracker.geometry.boxes import landmark_box, shift_boxes
 from tracker.geometry.crop import (
     DEFAULT_MARGIN,
     crop_matrix,
@@ -38,6 +38,19 @@ def flip_sample(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, n
     return cv2.flip(image, 1), flip_horizontal(np.asarray(landmarks), image.shape[1])
 
 
+def rescale_sample(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
+                   bounds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Image resized by a log-uniform random factor within ``bounds`` and its landmarks moved to
+    match (pixel centres); one draw."""
+    factor = float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
+    h, w = image.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, size, interpolation=interpolation)
+    ratio = np.array([size[0] / w, size[1] / h])
+    return resized, (landmarks + 0.5) * ratio - 0.5
+
+
 def random_similarity(rng: np.random.Generator,
                       cfg: AugmentConfig) -> tuple[float, float, np.ndarray]:
     """Draw (angle_deg, log_scale, shift_xy (2,)) jitter; always consumes 4 draws."""
@@ -46,14 +59,6 @@ def random_similarity(rng: np.random.Generator,
     log_scale = rng.uniform(-max_log, max_log)
     shift = rng.uniform(-cfg.shift, cfg.shift, size=2)
     return float(angle), float(log_scale), shift
-
-
-def jitter_box(box, log_scale: float, shift) -> np.ndarray:
-    """Square box moved by ``shift`` box sides and resized by ``exp(log_scale)``."""
-    center, side = box_center_size(np.asarray(box, dtype=np.float64)[:4])
-    center = center + np.asarray(shift, dtype=np.float64) * side
-    half = side * np.exp(log_scale) / 2
-    return np.concatenate([center - half, center + half])
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
@@ -184,7 +189,7 @@ def augment_sample(image: np.ndarray, landmarks: np.ndarray, box=None, out_size:
         box = flip_box(box, image.shape[1])
         image, landmarks = flip_sample(image, landmarks)
     angle, log_scale, shift = random_similarity(rng, cfg)
-    crop, points = crop_sample(image, landmarks, jitter_box(box, log_scale, shift),
+    crop, points = crop_sample(image, landmarks, shift_boxes(box, np.r_[shift, log_scale]),
                                out_size, margin, angle)
     pixels = crop.astype(np.float32)
     for step in (_photometric, _maybe_blur, _maybe_grayscale, _maybe_occlude, _maybe_noise):

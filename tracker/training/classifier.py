@@ -1,7 +1,6 @@
 """Training the K-way pose classifier: one process, or several under torchrun (DDP)."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -16,12 +15,6 @@ import torch.distributed as dist
 
 from tracker.classifier.model import LandmarkModel, PoseClassifier, pick_device
 from tracker.config import Config, ConfigError, config_to_dict
-from tracker.detection.detectors import (
-    DETECTOR_NAMES,
-    DetectorUnavailable,
-    default_detector,
-    fit_calibration,
-)
 from tracker.distribution.poses import (
     choose_tau,
     class_widths,
@@ -32,6 +25,7 @@ from tracker.distribution.poses import (
 from tracker.distribution.posterior import expected_shape, top_k_posterior
 from tracker.evaluation.metrics import auc, failure_rate
 from tracker.geometry.shapes import box_diagonal
+from tracker.training.calibration import calibrate_detectors, calibrate_landmark_boxes
 from tracker.training.data import (
     AugmentedFaces,
     jittered_crops,
@@ -148,56 +142,41 @@ def _distributed() -> tuple[int, int, int]:
     return (dist.get_rank() if world > 1 else 0, world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-SLOW_DETECTOR_FACES = {"cnn": 500}   # faces a slow detector's calibration is fitted on (evenly spaced)
+def training_step(model, optimizer, micro_batches, count: int = 1, amp: bool = False,
+                  no_sync: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One optimizer step of the pose classifier over ``count`` micro-batches.
+
+    Each micro-batch, (crops (B, S, S, 3) uint8 on the model's device, ``loss_of``), goes
+    forward (in bf16 autocast with ``amp``), ``loss_of(scores)`` takes its float32 scores to
+    the loss (the multi-label loss over membership sets by default), and the loss divided by
+    ``count`` goes backward (gradients of the mean); then the optimizer steps. With
+    ``no_sync`` (DDP) the gradients are averaged over processes once, on the last micro-batch.
+    Returns each micro-batch's (top class (B,), loss) tensors.
+    :func:`tracker.training.step_memory.step_peak` measures this step's memory."""
+    optimizer.zero_grad(set_to_none=True)
+    model.train()
+    results = []
+    for index, (crops, loss_of) in enumerate(micro_batches):
+        with model.no_sync() if no_sync and index + 1 < count else nullcontext():
+            with torch.autocast(device_type=crops.device.type, dtype=torch.bfloat16, enabled=amp):
+                scores = model(crops)
+            scores = scores.float()
+            loss = loss_of(scores)
+            (loss / count if count > 1 else loss).backward()
+        results.append((scores.argmax(1), loss.detach()))
+    optimizer.step()
+    return results
 
 
-def calibrate_detectors(faces, names=DETECTOR_NAMES) -> tuple[dict, dict]:
-    """Fit each available detector's box -> face-box calibration on training faces (randomly rescaled).
-
-    Returns (detector name -> calibration dict, detector name -> fit statistics).
-    """
-    calibrations, stats = {}, {}
-    for name in names:
-        step = max(1, -(-len(faces) // SLOW_DETECTOR_FACES.get(name, len(faces) or 1)))
-        subset = faces[::step]
-        try:
-            fitted, stats[name] = fit_calibration(default_detector(name), [f.image for f in subset],
-                                                  [f.landmarks for f in subset])
-        except (DetectorUnavailable, ValueError) as exc:
-            stats[name] = {"error": str(exc)}
-            continue
-        calibrations[name] = fitted.to_dict()
-    return calibrations, stats
-
-
-def calibrate_landmark_boxes(model: LandmarkModel, faces, jitter: float = 0.03, repeats: int = 3,
-                             seed: int = 0) -> tuple[dict, dict]:
-    """Fit the map from the box of the model's own estimate to the true face box.
-
-    Tracking crops each frame around the previous estimate; a small systematic error in
-    the estimate's size would compound from frame to frame. Fitted on held-out faces
-    cropped around slightly jittered true boxes (the error range of tracking).
-    """
-    from tracker.detection.detectors import BoxCalibration
-    from tracker.geometry.boxes import box_center_size, landmark_box
-    from tracker.inference.landmarker import LANDMARK_BOXES, Landmarker
-    rng = np.random.default_rng(seed)
-    landmarker = Landmarker(model, passes=1)
-    estimated, target = [], []
-    for face in faces:
-        true_box = landmark_box(face.landmarks)
-        center, side = box_center_size(true_box)
-        centers = center + rng.normal(0, jitter, (repeats, 2)) * side
-        sides = side * np.exp(rng.normal(0, jitter, repeats))
-        boxes = np.concatenate([centers - sides[:, None] / 2, centers + sides[:, None] / 2], axis=1)
-        for est in landmarker.from_boxes(face.image, boxes):
-            estimated.append(landmark_box(est.landmarks))
-            target.append(true_box)
-    fitted = BoxCalibration.fit(np.array(estimated), np.array(target), LANDMARK_BOXES)
-    # Mirrored templates and flip augmentation make the model left-right symmetric, so a
-    # horizontal offset measured here is sampling noise; tracking would add it up frame after frame.
-    fitted = dataclasses.replace(fitted, ax=0.0)
-    return fitted.to_dict(), {"n": fitted.n_fit, "scale": float(np.exp(fitted.b)), "shift": [fitted.ax, fitted.ay]}
+def _loss_of(kind: str, loss_fn, shapes, templates, member, device):
+    """The loss of a micro-batch's scores: against the nearest template (softmax) or over
+    the membership sets (the others)."""
+    if kind == "softmax":
+        target = torch.from_numpy(nearest_template(shapes, templates)[0]).to(device)
+        return lambda scores: loss_fn(scores, target)
+    indptr = torch.from_numpy(member.indptr).to(device)
+    indices = torch.from_numpy(member.indices.astype(np.int64)).to(device)
+    return lambda scores: loss_fn(scores, indptr, indices)
 
 
 def train(cfg: Config, out_dir, resume: bool = False, reporter=None, calibrate: bool = True) -> LandmarkModel:
@@ -250,6 +229,18 @@ def train(cfg: Config, out_dir, resume: bool = False, reporter=None, calibrate: 
         torch.set_rng_state(ckpt["torch_rng"])
         start = ckpt["step"]
         reporter.message(f"resumed from {ckpt_path} at step {start}")
+
+    def micro_batches(step: int, members: list):
+        """This process's micro-batches of ``step``, each sampled when its turn comes; their
+        membership sets go to ``members``."""
+        for micro in range(cfg.train.accumulate):
+            shard = rank * cfg.train.accumulate + micro
+            crops, shapes = sampler.batch(cfg.train.batch_size // shards,
+                                          _shard_rng(cfg.train.seed, step, shard) if shards > 1 else None)
+            members.append(membership_sets(shapes, templates, tau))
+            yield (torch.from_numpy(crops).to(device),
+                   _loss_of(cfg.train.loss, loss_fn, shapes, templates, members[-1], device))
+
     log = open(out_dir / "log.jsonl", "a")
     reporter.start(cfg.train.steps, start)
     train_wrong, train_seen, tic = 0, 0, time.perf_counter()
@@ -258,32 +249,15 @@ def train(cfg: Config, out_dir, resume: bool = False, reporter=None, calibrate: 
         for step in range(start, cfg.train.steps):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg.train)
-            optimizer.zero_grad(set_to_none=True)
-            model.train()
+            members = []
+            results = training_step(model, optimizer, micro_batches(step, members), cfg.train.accumulate, use_amp,
+                                    no_sync=world > 1)
             loss_sum = 0.0
-            for micro in range(cfg.train.accumulate):
-                shard = rank * cfg.train.accumulate + micro
-                crops, shapes = sampler.batch(cfg.train.batch_size // shards, _shard_rng(cfg.train.seed, step, shard)
-                                              if shards > 1 else None)
-                member = membership_sets(shapes, templates, tau)
-                # DDP averages the gradients over processes once, on the last micro-batch
-                defer = world > 1 and micro + 1 < cfg.train.accumulate
-                with model.no_sync() if defer else nullcontext():
-                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                        scores = model(torch.from_numpy(crops).to(device))
-                    scores = scores.float()
-                    if cfg.train.loss == "softmax":
-                        target = torch.from_numpy(nearest_template(shapes, templates)[0]).to(device)
-                        loss = loss_fn(scores, target)
-                    else:
-                        loss = loss_fn(scores, torch.from_numpy(member.indptr).to(device),
-                                       torch.from_numpy(member.indices.astype(np.int64)).to(device))
-                    (loss / cfg.train.accumulate).backward()
-                loss_sum += loss.item()
-                best = scores.argmax(1).cpu().numpy()
+            for (best, micro_loss), member in zip(results, members):
+                loss_sum += micro_loss.item()
+                best = best.cpu().numpy()
                 train_wrong += sum(int(best[i] not in member.row(i)) for i in range(len(best)))
                 train_seen += len(best)
-            optimizer.step()
             loss = _mean_over_processes(loss_sum / cfg.train.accumulate, world, device)
             speed = cfg.train.batch_size / max(1e-9, time.perf_counter() - tic)
             tic = time.perf_counter()

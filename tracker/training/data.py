@@ -17,7 +17,8 @@ import numpy as np
 
 from tracker.config import AugmentConfig, ClassesConfig
 from tracker.errors import FacetrackError
-from tracker.geometry.boxes import landmark_box
+from tracker.geometry.alignment import similarity_jitter
+from tracker.geometry.boxes import landmark_box, shift_boxes
 from tracker.geometry.crop import crop_matrix, transform_points, warp_crop
 from tracker.geometry.shapes import flip_horizontal, to_canonical
 from tracker.io.annotations import read_pts
@@ -79,18 +80,6 @@ def canonical_shape(face: Face) -> np.ndarray:
     return to_canonical(face.landmarks, landmark_box(face.landmarks))
 
 
-def perturb_canonical(shapes: np.ndarray, rng: np.random.Generator, rotate_deg: float,
-                      scale: float, shift: float) -> np.ndarray:
-    """Shapes as seen from a jittered, rolled box: c' = R(a) c / s - d."""
-    n = len(shapes)
-    angle = np.deg2rad(rng.uniform(-rotate_deg, rotate_deg, n))
-    s = np.exp(rng.uniform(-scale, scale, n))
-    d = rng.uniform(-shift, shift, (n, 2))
-    cos, sin = np.cos(angle), np.sin(angle)
-    rot = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)   # (n, 2, 2)
-    return np.einsum("nij,npj->npi", rot, shapes) / s[:, None, None] - d[:, None, :]
-
-
 def template_bank(faces: list[Face], cfg: ClassesConfig) -> np.ndarray:
     """Canonical shapes that define exemplar classes (or that k-means clusters)."""
     base = np.stack([canonical_shape(f) for f in faces])
@@ -99,8 +88,8 @@ def template_bank(faces: list[Face], cfg: ClassesConfig) -> np.ndarray:
                             (flip_horizontal(f.landmarks, f.image.shape[1]) for f in faces)])
         base = np.concatenate([base, flipped])
     rng = np.random.default_rng(cfg.seed)
-    copies = [perturb_canonical(base, rng, cfg.perturb_rotate_deg, cfg.perturb_scale, cfg.perturb_shift)
-              for _ in range(cfg.perturbed_copies)]
+    copies = [similarity_jitter(base, rng, cfg.perturb_rotate_deg, cfg.perturb_scale, cfg.perturb_shift,
+                                frame=(0.0, 1.0)) for _ in range(cfg.perturbed_copies)]
     return np.concatenate([base, *copies]).astype(np.float32)
 
 
@@ -145,12 +134,9 @@ def jittered_crops(faces: list[Face], crop_size: int, margin: float, jitter: flo
     rng = np.random.default_rng(seed)
     crops, shapes = [], []
     for f in faces:
-        box = landmark_box(f.landmarks)
-        side = box[2] - box[0]
-        c = (box[:2] + box[2:]) / 2 + rng.uniform(-jitter, jitter, 2) * side
-        half = side * np.exp(rng.uniform(-jitter, jitter)) / 2
-        jbox = np.concatenate([c - half, c + half])
-        m = crop_matrix(jbox, crop_size, margin)
+        shift = rng.uniform(-jitter, jitter, 2)
+        box = shift_boxes(landmark_box(f.landmarks), np.r_[shift, rng.uniform(-jitter, jitter)])
+        m = crop_matrix(box, crop_size, margin)
         crops.append(warp_crop(f.image, m, crop_size))
         shapes.append(crop_to_canonical(transform_points(f.landmarks, m), crop_size, margin))
     return np.stack(crops), np.stack(shapes).astype(np.float32)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tracker.geometry.alignment import similarity_jitter
 from tracker.geometry.crop import transform_points
 from tracker.regressors.net_stage import NetStage, tap_layers
 
@@ -96,7 +97,6 @@ def fit_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log=print,
 
 
 def _trained_net_stage(crops, image_of, shapes, truths, mean_px, cfg, rng, log, val) -> NetStage:
-    from tracker.geometry.alignment import similarity_jitter
     torch.manual_seed(int(rng.integers(0, 2 ** 31)))
     stage = NetStage(cfg.net_size, cfg.net_span, tuple(cfg.net_widths), cfg.net_hidden, {}, cfg.net_local)
     net = ShapeNet(stage.size, shapes.shape[1], stage.widths, stage.hidden, cfg.net_dropout, cfg.net_local)

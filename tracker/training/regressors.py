@@ -18,20 +18,20 @@ from pathlib import Path
 import numpy as np
 
 from tracker.config import FitConfig, config_to_dict
-from tracker.detection.box_refinement import maybe_flipped
 from tracker.detection.detectors import _as_gray
-from tracker.geometry.boxes import landmark_box
+from tracker.geometry.alignment import similarity_jitter
+from tracker.geometry.boxes import landmark_box, shift_boxes
 from tracker.geometry.crop import transform_points
 from tracker.geometry.shapes import from_canonical, to_canonical
 from tracker.inference.landmarker import Landmarker
-from tracker.regressors.cascade import (
-    ShapeCascade,
+from tracker.regressors.cascade import ShapeCascade
+from tracker.training.augment import flip_sample
+from tracker.training.cascade import (
     canonical_mean_shape,
     cluster_classes,
     fit_cascade,
     sample_clusters,
     shape_error,
-    similarity_jitter,
 )
 from tracker.training.data import Face, load_faces, split_by_photo
 
@@ -62,7 +62,7 @@ class Examples:
 
 def mirrored(face: Face) -> Face:
     """The face flipped left-right, its landmarks renumbered."""
-    image, points = maybe_flipped(face.image, face.landmarks, True)
+    image, points = flip_sample(face.image, face.landmarks)
     return Face(image, points, face.name + "/mirrored")
 
 
@@ -79,19 +79,13 @@ def augmented(face: Face, index: int, cfg, rng) -> Face:
     return Face(image, points.astype(np.float64), f"{face.name}/augmented{index}")
 
 
-def jittered_boxes(box: np.ndarray, count: int, spread, rng) -> np.ndarray:
-    """``count`` square boxes around ``box``: centre shifted and side scaled by Gaussian
-    amounts of the detector's residual spread (x, y in sides, log scale)."""
-    centre, side = (box[:2] + box[2:]) / 2, box[2] - box[0]
-    shift = rng.normal(0, 1, (count, 2)) * np.asarray(spread[:2]) * side
-    half = side * np.exp(rng.normal(0, 1, count) * spread[2]) / 2
-    c = centre + shift
-    return np.concatenate([c - half[:, None], c + half[:, None]], axis=1)
-
-
 def classifier_starts(landmarker: Landmarker, face: Face, count: int, spread, rng):
-    """The classifier's estimates (count, P, 2) from jittered boxes, and their top classes."""
-    boxes = jittered_boxes(landmark_box(face.landmarks), count, spread, rng)
+    """The classifier's estimates (count, P, 2) from boxes around the face's landmark box, jittered
+    like the detector's calibrated boxes: centre shifted and side scaled by Gaussian amounts of the
+    detector's residual spread (x, y in sides, log scale)."""
+    shifts = rng.normal(0, 1, (count, 2)) * np.asarray(spread[:2])
+    offsets = np.column_stack([shifts, rng.normal(0, 1, count) * spread[2]])
+    boxes = shift_boxes(np.broadcast_to(landmark_box(face.landmarks), (count, 4)), offsets)
     estimates = landmarker.from_boxes(face.image, boxes)
     return np.stack([e.landmarks for e in estimates]), np.array([int(e.classes[0]) for e in estimates])
 
@@ -166,8 +160,9 @@ def fitted_box_refiner(cfg: FitConfig, landmarker: Landmarker, train, val, cache
     """The detection refinement for the landmarker's model (read from ``cache`` when fitted before)."""
     import torch
 
-    from tracker.detection.box_refinement import BoxRefiner, fit_box_refiner
-    path = None if cache is None else cache / f"box-{cache_key(cfg, model_path, 'data', 'box')}.pt"
+    from tracker.detection.box_refinement import BoxRefiner
+    from tracker.training.box_refinement import fit_box_refiner
+    path = None if cache is None else cache / f"box-{cache_key(cfg, model_path, 'data', 'box_refinement')}.pt"
     if path is not None and path.is_file():
         log({"box_refiner": str(path), "cached": True})
         return BoxRefiner.from_dict(torch.load(path, weights_only=True))
@@ -215,12 +210,12 @@ def fit_regressors(cfg: FitConfig, landmarker: Landmarker, model_path: Path, log
     landmarker.box_refiner = box_refiner          # starts come the way test-time estimates do
     plain = dataclasses.replace(cfg, starts=dataclasses.replace(cfg.starts, augmented=0))
     geometry = f"-{cfg.cascade.face_size}-{cfg.cascade.crop_size}"
-    key = cache_key(plain, model_path, "data", "box", "starts") + geometry
+    key = cache_key(plain, model_path, "data", "box_refinement", "starts") + geometry
     examples = cached_examples(None if cache is None else cache / f"examples-{key}.npz",
                                lambda: build_examples(landmarker, train, cascade, cfg, spread, rng, log=log))
     if cfg.starts.augmented:
-        more = cached_examples(None if cache is None else
-                               cache / f"augmented-{cache_key(cfg, model_path, 'data', 'box', 'starts')}{geometry}.npz",
+        augmented_key = cache_key(cfg, model_path, "data", "box_refinement", "starts") + geometry
+        more = cached_examples(None if cache is None else cache / f"augmented-{augmented_key}.npz",
                                lambda: build_examples(landmarker, train, cascade, cfg, spread,
                                                       np.random.default_rng(cfg.cascade.seed + 1), log=log, augment=True))
         examples = examples.joined(more)

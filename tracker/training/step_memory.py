@@ -1,7 +1,7 @@
 """Peak memory of one training step, measured without running it: will a config fit a GPU?
 
-The step is tracker.training.classifier's (the pose classifier, the multi-label loss over membership
-sets, AdamW as CUDA runs it: foreach), executed on fake tensors (torch's FakeTensorMode:
+The step is tracker.training.classifier.training_step (the pose classifier, the multi-label loss over
+membership sets, AdamW as CUDA runs it: foreach), executed on fake tensors (torch's FakeTensorMode:
 shapes, dtypes and sizes, no data, nothing computed) under torch's MemTracker, which adds
 up the bytes of every live tensor by kind and keeps the peak. bf16 autocast is taken on
 the CPU's autocast, whose lists put convolutions and matrix products in bf16 as CUDA's do.
@@ -26,6 +26,7 @@ def step_peak(model_cfg, num_classes: int, batch: int, amp: bool = False, member
     from torch.distributed._tools.mem_tracker import MemTracker
 
     from tracker.classifier.network import PoseClassifier
+    from tracker.training.classifier import training_step
     from tracker.training.losses import entry_score_sums, multilabel_from_sums
     members = max(1, min(members, num_classes))
     size = model_cfg.crop_size
@@ -39,13 +40,12 @@ def step_peak(model_cfg, num_classes: int, batch: int, amp: bool = False, member
                 crops = torch.zeros(batch, size, size, 3, dtype=torch.uint8)
                 rows = torch.arange(batch).repeat_interleave(members)
                 cols = torch.zeros(batch * members, dtype=torch.long)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                    scores = net(crops)
-                scores = scores.float()
-                loss = multilabel_from_sums(scores, entry_score_sums(scores, rows, cols))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+
+                def loss(scores, rows=rows, cols=cols):
+                    # the multi-label loss from the membership entries as row and class lists
+                    # (a fake tensor has no values: no CSR offsets to read them from)
+                    return multilabel_from_sums(scores, entry_score_sums(scores, rows, cols))
+                training_step(net, optimizer, [(crops, loss)], amp=amp)
                 tracker.reset_mod_stats()        # per-module records only; the peak stays
         peak = next(iter(tracker.get_tracker_snapshot("peak").values()))
     out = {getattr(kind, "value", kind): int(n) for kind, n in peak.items()}

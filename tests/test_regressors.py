@@ -2,26 +2,32 @@
 on synthetic problems with known answers."""
 from __future__ import annotations
 
+import shutil
+
 import cv2
 import numpy as np
 import pytest
 
 from kernels.ert import forest_sum, group_sums, shape_features, split_sums, stage_step
 from tests import naive_ert
+from tracker.classifier.model import (
+    DEFAULT_MODEL,
+    ModelError,
+    load_model,
+    regressors_path,
+    save_regressors,
+)
 from tracker.config import CascadeConfig
+from tracker.detection.box_refinement import BoxRefiner
 from tracker.geometry.alignment import (
     alignment_matrix,
     rotate,
     similarity_params,
     unrotate,
 )
-from tracker.regressors.cascade import (
-    ShapeCascade,
-    TreeStage,
-    fit_stage,
-    fit_tree,
-    quantised,
-)
+from tracker.inference.landmarker import Landmarker
+from tracker.regressors.cascade import ShapeCascade, TreeStage, quantised
+from tracker.training.cascade import fit_stage, fit_tree
 
 
 def synthetic_shape(points: int = 68) -> np.ndarray:
@@ -224,7 +230,7 @@ class ShiftingCascade:
     def __init__(self):
         self.calls = 0
 
-    def refine(self, image, points, classes):
+    def apply(self, image, points, classes):
         self.calls += 1
         assert len(classes) == len(points)
         return np.asarray(points) + [3.0, 0.0]
@@ -274,16 +280,6 @@ def test_predict_applies_the_regressors_unless_refine_is_off(frames):
 
 
 def test_regressor_file_round_trips_beside_a_model(tmp_path):
-    import shutil
-
-    from tracker.classifier.model import (
-        DEFAULT_MODEL,
-        ModelError,
-        load_model,
-        regressors_path,
-        save_regressors,
-    )
-    from tracker.detection.box_refinement import BoxRefiner
     model_path = tmp_path / "m.pt"
     shutil.copy(DEFAULT_MODEL, model_path)
     cascade = ShapeCascade(synthetic_shape(), 80, 128, np.zeros(3, np.int64), [[]])
@@ -298,17 +294,6 @@ def test_regressor_file_round_trips_beside_a_model(tmp_path):
 def test_stills_regressors_are_their_own_file_read_only_when_asked_for(tmp_path):
     """predict's cascade (NAME.stills.regressors.pt) is read on first use, never by load_model,
     and a model without one falls back to the video cascade."""
-    import shutil
-
-    from tracker.classifier.model import (
-        DEFAULT_MODEL,
-        ModelError,
-        load_model,
-        regressors_path,
-        save_regressors,
-    )
-    from tracker.detection.box_refinement import BoxRefiner
-    from tracker.inference.landmarker import Landmarker
     model_path = tmp_path / "m.pt"
     shutil.copy(DEFAULT_MODEL, model_path)
     video = ShapeCascade(synthetic_shape(), 80, 128, np.zeros(3, np.int64), [[]])
@@ -332,7 +317,7 @@ def test_stills_regressors_are_their_own_file_read_only_when_asked_for(tmp_path)
 
 def test_one_linear_stage_reduces_the_error_of_a_synthetic_perturbation():
     """The paper's linear stage (ridge on RootSIFT at the landmarks), same problem as above."""
-    from tracker.regressors.cascade import fit_linear_stage
+    from tracker.training.cascade import fit_linear_stage
     rng = np.random.default_rng(9)
     size, face = 64, 40
     mean_px = synthetic_shape(16) * face + (size - 1) / 2
@@ -350,3 +335,36 @@ def test_one_linear_stage_reduces_the_error_of_a_synthetic_perturbation():
     back = ShapeCascade.from_dict(ShapeCascade(synthetic_shape(16), face, size, np.zeros(1, np.int64),
                                                [[stage]]).to_dict()).cascades[0][0]
     np.testing.assert_allclose(back.update(crops[220:], np.arange(80), starts[220:], mean_c), moved, atol=0.05)
+
+
+def test_sample_clusters_are_the_clusters_of_the_membership_sets():
+    """Eq. 6's sets (the classes within tau, else the nearest class) mapped to their clusters."""
+    from tracker.distribution.poses import rms_distance
+    from tracker.training.cascade import sample_clusters
+    rng = np.random.default_rng(2)
+    templates = rng.normal(0, 0.1, (40, 68, 2)).astype(np.float32)
+    class_cluster = rng.integers(0, 4, 40)
+    truths = np.concatenate([templates[:12] + rng.normal(0, 0.005, (12, 68, 2)), rng.normal(0, 0.3, (3, 68, 2))])
+    tau = float(np.median(rms_distance(templates[:, None], templates[None])))
+    got = sample_clusters(truths, templates, class_cluster, tau)
+    for truth, clusters in zip(truths, got):
+        d = rms_distance(templates, truth)
+        want = np.unique(class_cluster[d <= tau]) if (d <= tau).any() else class_cluster[[np.argmin(d)]]
+        np.testing.assert_array_equal(clusters, want)
+    assert sum((rms_distance(templates, t) > tau).all() for t in truths) >= 1       # some beyond tau
+    assert all(len(c) == 1 and c[0] == 0 for c in sample_clusters(truths, templates, np.zeros(40, np.int64), tau))
+
+
+def test_a_regressor_file_under_its_old_name_is_still_read(tmp_path):
+    """NAME.refine.pt (the name before issue 27) is read where NAME.regressors.pt is absent;
+    a new save writes NAME.regressors.pt, which is read from then on."""
+    model_path = tmp_path / "m.pt"
+    shutil.copy(DEFAULT_MODEL, model_path)
+    written = save_regressors(model_path, ShapeCascade(synthetic_shape(), 80, 128, np.zeros(3, np.int64), [[]]))
+    assert written.name == "m.regressors.pt"
+    written.rename(tmp_path / "m.refine.pt")
+    assert regressors_path(model_path).name == "m.refine.pt"
+    assert load_model(model_path).cascade.face_size == 80
+    save_regressors(model_path, ShapeCascade(synthetic_shape(), 90, 144, np.zeros(3, np.int64), [[]]))
+    assert regressors_path(model_path).name == "m.regressors.pt"
+    assert load_model(model_path).cascade.face_size == 90

@@ -14,6 +14,7 @@ from tracker.training.step_memory import class_count, step_peak
 SMALL = dataclasses.replace(ModelConfig(), crop_size=32, embedding=16)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("amp", [False, True])
 def test_fake_tensors_measure_the_same_peak_as_a_real_step(amp):
     fake = step_peak(SMALL, 300, 4, amp, members=20)

@@ -48,6 +48,7 @@ def test_cv2_dnn_gives_the_torch_scores_and_embeddings(backbone, size):
     np.testing.assert_allclose(cv(crops[:1]), scores.numpy()[:1], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_packaged_model_classifies_real_crops_alike_on_both_backends(sample_clip):
     from tracker.geometry.boxes import landmark_box
     from tracker.inference.landmarker import Landmarker
@@ -118,6 +119,7 @@ def test_the_checkpoint_reader_refuses_other_globals_and_non_checkpoints(tmp_pat
     np.testing.assert_array_equal(read_checkpoint(tmp_path / "t.pt")["t"], np.arange(6).reshape(2, 3).T)
 
 
+@pytest.mark.slow
 def test_tracking_on_the_cpu_never_imports_torch(sample_clip):
     code = ("import sys, numpy as np; from tracker.api import Tracker; t = Tracker(device='cpu');"
             "import av; c = av.open(sys.argv[1]); im = next(c.decode(video=0)).to_ndarray(format='bgr24');"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import shared
 
+from tracker.detection.calibration import BoxCalibration
 from tracker.detection.detectors import (
-    BoxCalibration,
     Detector,
     DetectorUnavailable,
     DlibCnnDetector,
@@ -19,9 +19,9 @@ from tracker.detection.detectors import (
     detector_chain,
     dlib_available,
     fallback_detectors,
-    fit_calibration,
 )
 from tracker.geometry.boxes import iou, landmark_box, match_detections
+from tracker.training.calibration import fit_calibration
 
 IMAGES = shared.SHARED_DATA / "images"
 AFW = shared.SHARED_DATA / "300w-subset" / "afw"

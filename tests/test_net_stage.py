@@ -36,6 +36,7 @@ def small_cfg(**kw) -> CascadeConfig:
     return dataclasses.replace(CascadeConfig(), **{**settings, **kw})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("local", [False, True])
 def test_network_stage_reduces_error_on_held_out_faces(local):
     import torch

@@ -1,17 +1,12 @@
 """Detection refinement: the ridge fit, the box arithmetic, and a real refiner on real faces."""
 import numpy as np
+import pytest
 import torch
 
-from tracker.detection.box_refinement import (
-    BoxRefiner,
-    embed_crops,
-    fit_box_refiner,
-    fit_ridge,
-    offset_iou,
-    shift_boxes,
-)
-from tracker.detection.detectors import BoxCalibration
-from tracker.geometry.boxes import iou, landmark_box
+from tracker.detection.box_refinement import BoxRefiner, fit_ridge
+from tracker.detection.calibration import BoxCalibration
+from tracker.geometry.boxes import iou, landmark_box, shift_boxes
+from tracker.training.box_refinement import embed_crops, fit_box_refiner, offset_iou
 
 
 def _boxes(rng, n):
@@ -74,6 +69,7 @@ def test_embed_gives_forward_scores_bit_identical():
         assert torch.equal(scores, net(crops))
 
 
+@pytest.mark.slow
 def test_refiner_fitted_on_real_faces_moves_a_shifted_box_back(shared_data):
     from tracker.classifier.model import load_model
     from tracker.detection.detectors import default_detector
