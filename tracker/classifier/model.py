@@ -212,8 +212,8 @@ def _opencv_network(cfg: ModelConfig, state: dict):
     return CvClassifier(state, PIXEL_MEAN_BGR, PIXEL_STD_BGR)
 
 
-def _regressor_fields(refiners: dict) -> dict:
-    return {"cascade": refiners.get("cascade"), "box_refiner": refiners.get("box")}
+def _regressor_fields(regressors: dict) -> dict:
+    return {"cascade": regressors.get("cascade"), "box_refiner": regressors.get("box")}
 
 
 def _calibrations(stored) -> dict:

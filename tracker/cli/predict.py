@@ -35,7 +35,7 @@ def parser(prog: str = "facetrack predict"):
     p.add_argument("--top-k", type=int_at_least(1), default=50, help="classes averaged for the landmarks")
     p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=True,
                    help="test-time mirroring (the default): the mirrored crop classified and the mirrored face "
-                        "refined too, each averaged; twice the classifier's and the regressors' compute "
+                        "regressed too, each averaged; twice the classifier's and the regressors' compute "
                         "(validation AUC 0.780 -> 0.786)")
     p.add_argument("--regressors", default="stills", choices=("stills", "video", "off"),
                    help="the model's cascade for stills (the default: a network stage + trees, where the model "

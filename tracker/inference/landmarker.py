@@ -226,7 +226,7 @@ class Landmarker:
         if self.cascade is None or len(points) == 0:
             return points
         out = self.cascade.apply(image, points, classes)
-        if self.flip_average:           # the mirrored face refined too, mapped back and averaged
+        if self.flip_average:           # the mirrored face regressed too, mapped back and averaged
             width = image.shape[1]
             mirrored = self.cascade.apply(np.ascontiguousarray(image[:, ::-1]),
                                            flip_horizontal(np.asarray(points, np.float64), width), classes)
