@@ -36,8 +36,13 @@ def moving_face_frames(n: int, step: float = 3.0, scale: float = 0.5):
 
 
 def write_clip(path, frames, fps: int = 24, codec: str = "ffv1", pix_fmt: str = "yuv420p",
-               options: dict | None = None, container_options: dict | None = None) -> Path:
-    """Encode BGR (or 2-D gray) frames; ffv1 in .mkv is lossless."""
+               options: dict | None = None, container_options: dict | None = None,
+               rotation: int | None = None, hflip: bool = False) -> Path:
+    """Encode BGR (or 2-D gray) frames; ffv1 in .mkv is lossless.
+
+    ``rotation`` (degrees counter-clockwise, as PyAV's ``frame.rotation`` reads it back) and
+    ``hflip`` write a display matrix, the rotation flag phones write: a player shows each
+    frame turned by ``rotation``, then mirrored left-right when ``hflip``."""
     path = Path(path)
     with av.open(str(path), "w", options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=fps)
@@ -46,6 +51,8 @@ def write_clip(path, frames, fps: int = 24, codec: str = "ffv1", pix_fmt: str = 
         stream.pix_fmt = pix_fmt
         if options:
             stream.options = options
+        if rotation is not None or hflip:
+            stream.set_display_rotation(rotation or 0, hflip=hflip)
         out.start_encoding()
         for image in frames:
             fmt = "gray" if image.ndim == 2 else "bgr24"

@@ -149,3 +149,28 @@ def test_faces_at_a_cut_get_the_ids_of_the_same_people_from_earlier_shots():
     matched, _ = identities.match(None, [estimate(100, y=300), estimate(400)], people[:1])
     assert {i: t.face_id for i, t in matched.items()} == {0: 7}     # neither there: the nearest
     assert identities.times.counts["identity"] == 4
+
+
+def test_with_nothing_followed_the_whole_frame_is_scanned_every_empty_scan_every_frames():
+    s = Scans(FakeDetector(), TrackingConfig(empty_scan_every=3))
+    assert not s.idle(frame(), (), tracking=False, seen=1)          # never scanned: look
+    s.detect(frame(), (), seen=1)
+    assert s.idle(frame(), (), tracking=False, seen=2) and s.idle(frame(), (), tracking=False, seen=3)
+    assert not s.idle(frame(), (), tracking=False, seen=4)          # three frames on
+    assert not s.idle(frame(cut=True), (), tracking=False, seen=2)  # a cut always looks
+    assert not s.idle(frame(), [doubt(100)], tracking=False, seen=2)  # so does a face in doubt
+    assert not s.idle(frame(), (), tracking=True, seen=2)           # while following: the periodic scan decides
+    assert not Scans(FakeDetector(), TrackingConfig()).idle(frame(), (), tracking=False, seen=2)   # default 1
+
+
+def test_the_engine_skips_the_detector_on_idle_frames():
+    """Frames with no face: the detector runs on frames 1, 4, 7 at empty_scan_every 3."""
+    from tracker.inference.engine import Engine
+    detector = FakeDetector(boxes=np.zeros((0, 4)))
+    landmarker = SimpleNamespace(face_boxes=detector.face_boxes, passes=1)
+    engine = Engine(landmarker, TrackingConfig(empty_scan_every=3))
+    try:
+        results = [engine.process([frame(i)])[0] for i in range(1, 9)]
+    finally:
+        engine.close()
+    assert len(detector.calls) == 3 and all(not r.faces for r in results)

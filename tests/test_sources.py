@@ -3,6 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
+from clips import write_clip
 from tracker.io.sources import ImageSource, SourceError, VideoSource, open_source
 
 
@@ -195,3 +196,61 @@ def test_abandoning_a_frame_threaded_decoder_does_not_hang(sample_clip):
     except subprocess.TimeoutExpired:
         pytest.fail("closing a frame-threaded decoder hung")
     assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr[-500:]
+
+
+def upright_picture(height: int = 48, width: int = 80) -> np.ndarray:
+    """A picture with no symmetry: a bright square in the top-left corner and a grey bar
+    lower down, right of centre."""
+    image = np.full((height, width, 3), 20, np.uint8)
+    image[2:18, 2:18] = 255
+    image[30:42, 44:72] = 128
+    return image
+
+
+def stored_on_its_side(upright: np.ndarray, rotation: int, hflip: bool = False) -> np.ndarray:
+    """What a camera stores so that a player, turning it ``rotation`` degrees counter-clockwise
+    and then mirroring it when ``hflip``, shows ``upright``."""
+    return np.ascontiguousarray(np.rot90(upright[:, ::-1] if hflip else upright, k=-rotation // 90))
+
+
+@pytest.mark.parametrize("name,codec", [("r.mp4", "libx264"), ("r.mkv", "ffv1")])
+@pytest.mark.parametrize("rotation,hflip", [(90, False), (-90, False), (270, False), (180, False),
+                                            (0, True), (90, True), (-90, True)])
+def test_rotation_flag_gives_frames_as_displayed(tmp_path, name, codec, rotation, hflip):
+    # Phones store a portrait video on its side with a display matrix ("rotate" flag); we
+    # track what a player shows, so the source turns each frame upright.
+    upright = upright_picture()
+    stored = stored_on_its_side(upright, rotation, hflip)
+    assert stored.shape != upright.shape or rotation % 360 in (0, 180)
+    path = write_clip(tmp_path / name, [stored] * 5, fps=24, codec=codec, rotation=rotation, hflip=hflip)
+    first = next(av.open(str(path)).decode(video=0))
+    assert (first.height, first.width) == stored.shape[:2]                 # really stored as turned
+    assert round(first.rotation) % 360 == rotation % 360 or hflip          # and flagged so
+    source = VideoSource(path)
+    frames = list(source)
+    assert [f.index for f in frames] == [1, 2, 3, 4, 5] and source.frame_count in (0, 5)
+    np.testing.assert_allclose([f.timestamp for f in frames], np.arange(5) / 24, atol=1e-3)   # mkv: ms
+    for frame in frames:
+        assert frame.image.shape == upright.shape and frame.image.flags.c_contiguous
+        assert np.abs(frame.image.astype(int) - upright).mean() < 4
+        assert frame.image[2:18, 2:18].mean() > 200 and frame.image[30:42, 44:72].mean() == pytest.approx(128, abs=10)
+
+
+@pytest.mark.parametrize("rotation", [None, 0, 45])
+def test_frames_without_a_quarter_turn_flag_are_as_stored(tmp_path, rotation):
+    # No flag, a flag of 0, and an angle we do not follow (not a quarter turn): as stored.
+    stored = stored_on_its_side(upright_picture(), 90)
+    path = write_clip(tmp_path / "r.mkv", [stored] * 3, codec="ffv1", rotation=rotation)
+    frames = list(VideoSource(path))
+    assert len(frames) == 3
+    for frame in frames:
+        assert frame.image.shape == stored.shape and np.abs(frame.image.astype(int) - stored).mean() < 4
+
+
+def test_rotated_phone_video_is_upright(shared_data):
+    # The shared selfie-rotated clip: stored 480 x 640 with rotation -90, shown 640 x 480.
+    path = shared_data / "videos" / "selfie-rotated" / "vid.mp4"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    first = next(iter(VideoSource(path)))
+    assert first.image.shape == (480, 640, 3)

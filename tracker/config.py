@@ -130,6 +130,8 @@ class TrackingConfig:
     scan_scale: float = 1.3            # those scans see the frame resized by this (1.3: faces down to ~40 px)
     lost_confidence: float = 0.3       # a face whose confidence (probability it is right) falls below this is lost
     held_scan_every: int = 4           # while a face is held (its confidence fell), the detector looks every N frames
+    empty_scan_every: int = 1          # while no face is followed, the detector scans every N frames (1: every
+                                       # frame; 3: ~2x faster on sparse footage, fewer frames with a face)
     follow_box_refinement: bool = True # crops follow the box refinement's box (false: the landmarks' own box)
     reclassify_drift: float = 0.06     # classify again when the landmarks moved this far from the crop (box sides)
     detect_passes: int = 2             # classifier passes on a fresh detection
@@ -295,7 +297,7 @@ _ALLOWED = {
         "redetect_every": _Range(0),
         "scan_upsample": _Range(0), "scan_scale": _Range(0.5, 3.0), "lost_confidence": UNIT_INTERVAL, "reclassify_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
-        "backend": _one_of("auto", "torch", "opencv"), "held_scan_every": _Range(1),
+        "backend": _one_of("auto", "torch", "opencv"), "held_scan_every": _Range(1), "empty_scan_every": _Range(1),
         "regressors": _one_of("video", "stills", "off"), "gpu_batch_size": _Range(1),
         "device_crops": _one_of("auto", "on", "off"), "overlap": _one_of("auto", "on", "off"),
     },

@@ -107,6 +107,12 @@ class Scans:
         outside = cells_outside(frame.image.shape, track_boxes)
         return not (changed_cells(self._scan_cells, frame.cells, QUIET_CHANGE) & outside).any()
 
+    def idle(self, frame: Frame, uncertain, tracking: bool, seen: int) -> bool:
+        """Whether a frame with no face followed (``tracking`` false) and none in doubt skips
+        the detector because its last whole-frame scan was fewer than ``empty_scan_every``
+        frames ago. A cut always looks."""
+        return not (frame.cut or tracking or uncertain) and seen - self.last_scan < self.cfg.empty_scan_every
+
     def held_only(self, frame: Frame, uncertain, tracking: bool) -> bool:
         """Whether this frame's scan may skip the detector: every face in doubt ((track, face)
         pairs) is leaving the frame (a quarter of its box or more outside it, where a detector

@@ -145,6 +145,10 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 class VideoSource:
     """Frames of a video file decoded with PyAV; timestamps from pts.
 
+    Frames come in their displayed orientation: a rotation flag (the display matrix that
+    phones write, e.g. a portrait video stored on its side) is applied to each image, so
+    frame sizes, landmarks and overlays are those of the upright picture a player shows.
+
     A corrupt packet is skipped and decoding goes on (its frame number stays unused, so
     later frames keep their numbers); ``skipped`` counts them and
     ``truncated`` tells that the file ended in the middle of the stream.
@@ -178,6 +182,8 @@ class VideoSource:
         self.skipped = 0
         self.truncated = False
         self._closed = False
+        self._matrix: bytes | None = None         # the last display matrix seen, and what it asks for
+        self._turn = None
 
     def close(self) -> None:
         """Release the file (iteration does so when it ends; safe to call twice)."""
@@ -226,7 +232,7 @@ class VideoSource:
                 for frame in decoded:
                     index += 1
                     last_timestamp = self._timestamp(frame, index)
-                    yield Frame(index=index, timestamp=last_timestamp, image=frame.to_ndarray(format="bgr24"))
+                    yield Frame(index=index, timestamp=last_timestamp, image=self._upright(frame))
         except av.error.FFmpegError as exc:
             if index == self.skipped:
                 raise SourceError(f"{self.path}: cannot decode ({exc.__class__.__name__})") from None
@@ -237,6 +243,18 @@ class VideoSource:
             raise SourceError(f"{self.path}: no video frames" + (f" ({self.damage})" if self.damage else ""))
         if not self.skipped and self._ends_early(index, last_timestamp):
             self.truncated = True
+
+    def _upright(self, frame) -> np.ndarray:
+        """The frame as BGR in its displayed orientation. The display matrix rides on each
+        frame (a frame without one keeps the last seen); turning costs one cv2 call, and
+        nothing when the matrix is the identity or absent."""
+        matrix = frame.side_data.get(_DISPLAY_MATRIX)
+        if matrix is not None:
+            raw = bytes(matrix)
+            if raw != self._matrix:
+                self._matrix, self._turn = raw, display_turn(raw)
+        image = frame.to_ndarray(format="bgr24")
+        return image if self._turn is None else self._turn(image)
 
     def _header_duration(self) -> float | None:
         """The video stream's duration from the container header, in seconds, if it says."""
@@ -260,6 +278,45 @@ class VideoSource:
             return True
         expected = self._expected_duration
         return bool(expected) and last_timestamp + 2.5 / self.fps < expected
+
+
+try:
+    from av.sidedata.sidedata import Type as _SideDataType
+    _DISPLAY_MATRIX = _SideDataType.DISPLAYMATRIX
+except (ImportError, AttributeError):          # pragma: no cover - PyAV without frame side data types
+    _DISPLAY_MATRIX = "DISPLAYMATRIX"
+
+# A display matrix's 2 x 2 part (a, b, c, d), as signs, and how it turns a stored image
+# into the displayed one: the stored pixel (x, y) is shown at (a x + c y, b x + d y) (plus
+# a shift). PyAV's frame.rotation reads the same matrix as a counter-clockwise angle: 90 and
+# -90 (270) are quarter turns, 180 a half turn; the mirrored forms have no angle of their own
+# (frame.rotation calls a plain left-right mirror -180), hence the matrix here.
+_TURNS = {
+    (1, 0, 0, 1): None,                                                        # upright
+    (0, -1, 1, 0): lambda im: cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE),  # rotation 90
+    (0, 1, -1, 0): lambda im: cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE),         # rotation -90 (270)
+    (-1, 0, 0, -1): lambda im: cv2.rotate(im, cv2.ROTATE_180),                 # rotation 180
+    (-1, 0, 0, 1): lambda im: cv2.flip(im, 1),                                 # mirrored left-right
+    (1, 0, 0, -1): lambda im: cv2.flip(im, 0),                                 # mirrored top-bottom
+    (0, 1, 1, 0): cv2.transpose,                                               # -90, then mirrored
+    (0, -1, -1, 0): lambda im: cv2.flip(cv2.transpose(im), -1),                # 90, then mirrored
+}
+
+
+def display_turn(matrix: bytes):
+    """What to do to a stored frame to show it as a player does, from its display matrix
+    (FFmpeg's 3 x 3 int32 matrix, 16.16 fixed point): a function of the BGR image, or None
+    for none. Only quarter turns and mirrors are followed; any other angle leaves the frame
+    as stored."""
+    m = np.frombuffer(matrix, dtype=np.int32)
+    if m.size < 5:
+        return None
+    part = np.array([m[0], m[1], m[3], m[4]], dtype=np.float64)
+    big = np.abs(part).max()
+    if big == 0:
+        return None
+    signs = np.where(np.abs(part) > 0.02 * big, np.sign(part), 0).astype(int)
+    return _TURNS.get(tuple(int(v) for v in signs))
 
 
 def _quiet_ffmpeg() -> None:
