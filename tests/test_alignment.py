@@ -4,11 +4,7 @@ import numpy as np
 import pytest
 
 from tracker.evaluation import metrics
-from tracker.geometry.alignment import (
-    alignment_matrix,
-    similarity_align,
-    similarity_jitter,
-)
+from tracker.geometry.alignment import alignment_matrix, similarity_align, similarity_jitter
 from tracker.geometry.crop import transform_points
 
 

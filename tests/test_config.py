@@ -1,13 +1,6 @@
 import pytest
 
-from tracker.config import (
-    ConfigError,
-    config_from_dict,
-    load_config,
-    load_fit_config,
-    load_track_config,
-    track_config,
-)
+from tracker.config import ConfigError, config_from_dict, load_config, load_fit_config, load_track_config, track_config
 
 
 def test_defaults_and_overrides():

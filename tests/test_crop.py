@@ -3,14 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.geometry.crop import (
-    compose,
-    crop_batch,
-    crop_matrix,
-    invert,
-    transform_points,
-    warp_crop,
-)
+from tracker.geometry.crop import compose, crop_batch, crop_matrix, invert, transform_points, warp_crop
 
 
 def test_box_centre_maps_to_crop_centre_and_region_to_edges():

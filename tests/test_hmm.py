@@ -7,13 +7,7 @@ from naive_knn import brute_knn
 from naive_knn import structured_shapes as float64_shapes
 
 from kernels import hmm
-from tracker.temporal.hmm import (
-    FixedLagDecoder,
-    Transitions,
-    decode_benchmark,
-    pose_transitions,
-    viterbi,
-)
+from tracker.temporal.hmm import FixedLagDecoder, Transitions, decode_benchmark, pose_transitions, viterbi
 
 # ----------------------------------------------------------------------------- helpers
 

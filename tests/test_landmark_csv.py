@@ -1,12 +1,7 @@
 import numpy as np
 import pytest
 
-from tracker.io.landmark_csv import (
-    HEADER,
-    CsvFormatError,
-    LandmarkCsvWriter,
-    read_landmark_csv,
-)
+from tracker.io.landmark_csv import HEADER, CsvFormatError, LandmarkCsvWriter, read_landmark_csv
 
 
 def test_header_is_openface_layout():

@@ -1,11 +1,7 @@
 import numpy as np
 import torch
 
-from tracker.distribution.posterior import (
-    expected_shape,
-    landmark_spread,
-    top_k_posterior,
-)
+from tracker.distribution.posterior import expected_shape, landmark_spread, top_k_posterior
 from tracker.geometry.boxes import landmark_box
 from tracker.geometry.shapes import flip_horizontal, to_canonical
 from tracker.inference.landmarker import mirror_canonical, posterior_confidence

@@ -3,12 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from tracker.classifier.model import (
-    LandmarkModel,
-    ModelError,
-    PoseClassifier,
-    load_model,
-)
+from tracker.classifier.model import LandmarkModel, ModelError, PoseClassifier, load_model
 from tracker.config import ModelConfig
 from tracker.training.losses import loss_from_name
 

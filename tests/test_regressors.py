@@ -10,21 +10,10 @@ import pytest
 
 from kernels.ert import forest_sum, group_sums, shape_features, split_sums, stage_step
 from tests import naive_ert
-from tracker.classifier.model import (
-    DEFAULT_MODEL,
-    ModelError,
-    load_model,
-    regressors_path,
-    save_regressors,
-)
+from tracker.classifier.model import DEFAULT_MODEL, ModelError, load_model, regressors_path, save_regressors
 from tracker.config import CascadeConfig
 from tracker.detection.box_refinement import BoxRefiner
-from tracker.geometry.alignment import (
-    alignment_matrix,
-    rotate,
-    similarity_params,
-    unrotate,
-)
+from tracker.geometry.alignment import alignment_matrix, rotate, similarity_params, unrotate
 from tracker.inference.landmarker import Landmarker
 from tracker.regressors.cascade import ShapeCascade, TreeStage, quantised
 from tracker.training.cascade import fit_stage, fit_tree

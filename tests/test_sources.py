@@ -2,8 +2,8 @@ import av
 import cv2
 import numpy as np
 import pytest
-
 from clips import write_clip
+
 from tracker.io.sources import ImageSource, SourceError, VideoSource, open_source
 
 

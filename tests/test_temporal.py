@@ -5,12 +5,7 @@ import pytest
 from tracker.io.sources import Frame
 from tracker.results import FaceResult, FrameResult
 from tracker.temporal.hmm import pose_transitions
-from tracker.temporal.stage import (
-    HmmStage,
-    TemporalStage,
-    ThreeFrameSmoother,
-    decoded_landmarks,
-)
+from tracker.temporal.stage import HmmStage, TemporalStage, ThreeFrameSmoother, decoded_landmarks
 
 K = 7
 BOX = np.array([0.0, 0.0, 100.0, 100.0])

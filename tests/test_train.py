@@ -8,13 +8,7 @@ from tests.clips import tiny_face_folder
 from tracker.classifier.model import load_model
 from tracker.config import config_from_dict
 from tracker.training.classifier import lr_at, train
-from tracker.training.data import (
-    Face,
-    canonical_to_crop,
-    crop_to_canonical,
-    split_by_photo,
-    template_bank,
-)
+from tracker.training.data import Face, canonical_to_crop, crop_to_canonical, split_by_photo, template_bank
 
 
 @pytest.fixture

@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 
 from tracker.distribution.head_pose import class_poses, pose_of_shapes
-from tracker.distribution.uncertainty import (
-    POSE_COLUMNS,
-    Uncertainty,
-    UncertaintyReader,
-    spread_columns,
-)
+from tracker.distribution.uncertainty import POSE_COLUMNS, Uncertainty, UncertaintyReader, spread_columns
 from tracker.io.draw import render
 from tracker.io.landmark_csv import read_landmark_csv
 from tracker.io.sinks import CsvSink, JsonlSink

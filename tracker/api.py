@@ -13,18 +13,9 @@ from pathlib import Path
 
 import cv2
 
-from tracker.classifier.model import (
-    LandmarkModel,
-    load_model,
-    pick_device,
-    resolve_backend,
-)
+from tracker.classifier.model import LandmarkModel, load_model, pick_device, resolve_backend
 from tracker.config import TrackConfig, track_config
-from tracker.detection.detectors import (
-    DetectorUnavailable,
-    detector_chain,
-    fallback_detectors,
-)
+from tracker.detection.detectors import DetectorUnavailable, detector_chain, fallback_detectors
 from tracker.detection.identity import FaceIdentity
 from tracker.distribution.uncertainty import UncertaintyReader, landmark_heatmap
 from tracker.errors import FacetrackError

@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from tracker.classifier.model import load_model  # noqa: E402
 from tracker.distribution.confidence import reliability, roc_auc  # noqa: E402
-from tracker.training.calibration import confidence_examples  # noqa: E402
 from tracker.inference.landmarker import Landmarker  # noqa: E402
+from tracker.training.calibration import confidence_examples  # noqa: E402
 from tracker.training.data import load_faces  # noqa: E402
 
 OUT = Path(__file__).resolve().parent

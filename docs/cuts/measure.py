@@ -14,12 +14,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from tracker.inference.cuts import (  # noqa: E402
-    CUT_FRACTION,
-    STILL_CUT_FRACTION,
-    changed_fraction,
-    frame_summary,
-)
+from tracker.inference.cuts import CUT_FRACTION, STILL_CUT_FRACTION, changed_fraction, frame_summary  # noqa: E402
 from tracker.io.sources import VideoSource  # noqa: E402
 from tracker.training.data import load_faces  # noqa: E402
 

@@ -29,13 +29,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
-from tracker.classifier.model import (  # noqa: E402
-    DEFAULT_MODEL,
-    confidence_path,
-    load_model,
-    load_regressors,
-    save_regressors,
-)
+from tracker.classifier.model import DEFAULT_MODEL, confidence_path, load_model, load_regressors, save_regressors  # noqa: E402
 from tracker.config import load_config  # noqa: E402
 from tracker.distribution.poses import nearest_template  # noqa: E402
 from tracker.temporal.hmm import pose_transitions  # noqa: E402

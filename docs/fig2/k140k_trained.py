@@ -36,12 +36,7 @@ sys.path.insert(0, str(REPO))
 from k140k_hmm import borrow_packaged_trees  # noqa: E402  (this folder's)
 
 from tracker.api import Tracker  # noqa: E402
-from tracker.classifier.model import (  # noqa: E402
-    DEFAULT_MODEL,
-    confidence_path,
-    load_model,
-    load_regressors,
-)
+from tracker.classifier.model import DEFAULT_MODEL, confidence_path, load_model, load_regressors  # noqa: E402
 from tracker.config import TemporalConfig, config_from_dict  # noqa: E402
 from tracker.distribution.poses import nearest_template  # noqa: E402
 from tracker.evaluation.accuracy import predict_folder, track_clip  # noqa: E402

@@ -36,28 +36,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker.distribution.clicks import (
-    Click,
-    Conditioned,
-    conditioned_face,
-    hmm_evidence,
-    suggested_click,
-)
+from tracker.distribution.clicks import Click, Conditioned, conditioned_face, hmm_evidence, suggested_click
 from tracker.errors import OutputError, UsageError
 from tracker.geometry.boxes import iou
 from tracker.geometry.shapes import GROUPS
 from tracker.io.annotations import write_pts
 from tracker.io.draw import annotate as draw_face
 from tracker.io.landmark_csv import LandmarkCsvWriter
-from tracker.io.sources import (
-    IMAGE_SUFFIXES,
-    Frame,
-    SourceError,
-    VideoSource,
-    is_camera,
-    list_images,
-    read_image,
-)
+from tracker.io.sources import IMAGE_SUFFIXES, Frame, SourceError, VideoSource, is_camera, list_images, read_image
 from tracker.results import FaceResult, FrameResult
 
 DEFAULT_TOLERANCE = 4.0        # pixels

@@ -4,15 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tracker.cli.common import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    command_parser,
-    fail,
-    int_at_least,
-    run_command,
-    warn,
-)
+from tracker.cli.common import EXIT_INTERRUPTED, EXIT_OK, command_parser, fail, int_at_least, run_command, warn
 from tracker.errors import UsageError
 
 SUMMARY = "annotate images or video frames in a window: drag landmarks, the rest follows (300-W .pts)"
@@ -53,13 +45,7 @@ def main(argv: list[str] | None = None, prog: str = "facetrack annotate") -> int
 
 
 def _annotate(argv: list[str], prog: str) -> int:
-    from tracker.apps.annotate import (
-        DEFAULT_TOLERANCE,
-        AnnotationSession,
-        check_out,
-        default_out,
-        open_items,
-    )
+    from tracker.apps.annotate import DEFAULT_TOLERANCE, AnnotationSession, check_out, default_out, open_items
     from tracker.io.sinks import display_available
     args = parser(prog).parse_args(argv)
     if args.tolerance is not None and not args.tolerance > 0:

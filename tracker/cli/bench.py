@@ -3,14 +3,7 @@ from __future__ import annotations
 
 import json
 
-from tracker.cli.common import (
-    EXIT_OK,
-    add_overrides,
-    command_parser,
-    int_list,
-    parse_overrides,
-    run_command,
-)
+from tracker.cli.common import EXIT_OK, add_overrides, command_parser, int_list, parse_overrides, run_command
 from tracker.errors import UsageError
 
 SUMMARY = "speed: our tracker against the dlib baseline on one clip, per-stage times, peak memory, HMM decoder"
@@ -122,12 +115,7 @@ def built_multi_face_clip(image: str) -> str:
 
 def whole_processes(clip: str, args, runs: int) -> list[dict]:
     """``runs`` alternating pairs (ours first, then the dlib loop) of fresh processes."""
-    from tracker.evaluation.bench import (
-        dlib_command,
-        process_run,
-        scratch_csv,
-        tracker_command,
-    )
+    from tracker.evaluation.bench import dlib_command, process_run, scratch_csv, tracker_command
     extra = ["--device", args.device]
     if args.model:
         extra += ["--model", args.model]

@@ -73,8 +73,8 @@ def _calibrate_confidence(model, val_faces, model_path) -> int:
 
     from tracker.classifier.model import confidence_path
     from tracker.distribution.confidence import roc_auc
-    from tracker.training.calibration import confidence_examples, fit_logistic
     from tracker.inference.landmarker import Landmarker
+    from tracker.training.calibration import confidence_examples, fit_logistic
     torch.set_num_threads(1)
     model.confidence = None
     features, success, errors = confidence_examples(Landmarker(model), val_faces)

@@ -203,7 +203,9 @@ def add_regressor_switches(p: argparse.ArgumentParser) -> None:
     add_renamed_option(p, "--no-refine", "--no-regressors and/or --no-box-refinement")
 
 
-def regressor_switches(args) -> dict:
-    """Tracker settings for :func:`add_regressor_switches`' options."""
-    return {**({"regressors": "off"} if args.no_regressors else {}),
+def regressor_switches(args, regressors: str | None = None) -> dict:
+    """Tracker settings for :func:`add_regressor_switches`' options; ``regressors``: the cascade
+    asked for otherwise (None: the configuration's)."""
+    regressors = "off" if args.no_regressors else regressors
+    return {**({} if regressors is None else {"regressors": regressors}),
             **({"box_refinement": False} if args.no_box_refinement else {})}

@@ -4,23 +4,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tracker.cli.common import (
-    EXIT_OK,
-    add_overrides,
-    command_parser,
-    parse_overrides,
-    run_command,
-)
+from tracker.cli.common import EXIT_OK, add_overrides, command_parser, parse_overrides, run_command
 
 SUMMARY = "fit a model's cascaded regressors and box refinement from a YAML in configs/ (renamed from refine)"
 
 
 def parser(prog: str = "facetrack fit"):
-    p = command_parser(prog, "Fit the per-class cascaded regressors of a classifier model (and, for role video, its box "
-                             "refinement). The result "
-                             "goes to runs/<config name>/ (cascade, log); --install also writes it beside "
-                             "the model as NAME.regressors.pt (the config's role: video, where track and predict "
-                             "load it) or NAME.stills.regressors.pt (role: stills, predict's cascade).")
+    p = command_parser(prog, "Fit the per-class cascaded regressors of a classifier model (and, for role video, "
+                             "its box refinement). The result goes to runs/<config name>/ (cascade, log); "
+                             "--install also writes it beside the model as NAME.regressors.pt (the config's role: "
+                             "video, where track and predict load it) or NAME.stills.regressors.pt (role: stills, "
+                             "predict's cascade).")
     p.add_argument("--config", required=True, help="YAML file under configs/ (e.g. configs/regressors-default.yaml)")
     p.add_argument("--out", help="run folder (default: runs/<config name>)")
     p.add_argument("--install", action="store_true", help="also write the regressors beside the model file")
@@ -37,12 +31,7 @@ def main(argv: list[str] | None = None, prog: str = "facetrack fit") -> int:
 def _fit(argv: list[str], prog: str) -> int:
     import torch
 
-    from tracker.classifier.model import (
-        DEFAULT_MODEL,
-        load_model,
-        regressors_path,
-        save_regressors,
-    )
+    from tracker.classifier.model import DEFAULT_MODEL, load_model, regressors_path, save_regressors
     from tracker.config import load_fit_config
     from tracker.detection.detectors import detector_chain
     from tracker.inference.landmarker import Landmarker

@@ -57,15 +57,15 @@ def main(argv: list[str] | None = None, prog: str = "facetrack predict") -> int:
 
 def _predict(argv: list[str], prog: str) -> int:
     from tracker.api import Tracker
-    from tracker.results import FrameResult
     from tracker.io.sinks import CsvSink
     from tracker.io.sources import ImageSource, open_source
+    from tracker.results import FrameResult
     args = parser(prog).parse_args(argv)
     source = open_source(args.input)
     fallback = "none" if args.fallback == "auto" and not isinstance(source, ImageSource) else args.fallback
     tracker = Tracker(args.model, args.device, temporal=False, threads=args.threads, detector=args.detector,
                       fallback=fallback, upsample=args.upsample, detect_passes=args.passes, top_k=args.top_k,
-                      flip_average=args.flip_average, **{"regressors": args.regressors, **regressor_switches(args)},
+                      flip_average=args.flip_average, **regressor_switches(args, args.regressors),
                       backend=args.backend)
     extra = ("file",) if isinstance(source, ImageSource) else ()
     total = len(source) if isinstance(source, ImageSource) else source.frame_count

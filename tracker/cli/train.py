@@ -3,14 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tracker.cli.common import (
-    EXIT_OK,
-    TrainingProgress,
-    add_overrides,
-    command_parser,
-    parse_overrides,
-    run_command,
-)
+from tracker.cli.common import EXIT_OK, TrainingProgress, add_overrides, command_parser, parse_overrides, run_command
 
 SUMMARY = "train a pose classifier from a YAML in configs/ (resumable; torchrun for several GPUs)"
 

@@ -15,7 +15,6 @@ import numpy as np
 
 from tracker.geometry.boxes import shift_boxes
 
-
 # ----------------------------------------------------------------------------- regression
 
 def fit_ridge(X, Y, lam: float) -> tuple[np.ndarray, np.ndarray]:

@@ -8,20 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from tracker.errors import FacetrackError
-from tracker.evaluation.metrics import (
-    Summary,
-    hard_subset,
-    jitter,
-    nme,
-    point_errors,
-    summarize,
-)
-from tracker.io.annotations import (
-    is_300vw_folder,
-    read_300vw,
-    read_pts,
-    read_pts_folder,
-)
+from tracker.evaluation.metrics import Summary, hard_subset, jitter, nme, point_errors, summarize
+from tracker.io.annotations import is_300vw_folder, read_300vw, read_pts, read_pts_folder
 from tracker.io.table import read_landmarks
 
 

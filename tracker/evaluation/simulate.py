@@ -30,13 +30,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tracker.distribution.clicks import (
-    Click,
-    conditioned_face,
-    conditioned_faces,
-    hmm_evidence,
-    suggested_click,
-)
+from tracker.distribution.clicks import Click, conditioned_face, conditioned_faces, hmm_evidence, suggested_click
 from tracker.evaluation.metrics import failure_rate, nme, point_errors, summarize
 from tracker.evaluation.scoring import load_ground_truth
 from tracker.inference.pipeline import track_frames

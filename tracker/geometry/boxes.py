@@ -68,11 +68,12 @@ def box_from_center_size(center: np.ndarray, size: np.ndarray) -> np.ndarray:
 
 
 def shift_boxes(boxes, offsets) -> np.ndarray:
-    """Square boxes moved by offsets (..., 3) in box sides: centre + side * (dx, dy), side * exp(ds).
+    """Square boxes moved by offsets (..., 3) in box sides: centre + side * (dx, dy), side * exp(ds);
+    boxes and offsets broadcast (one box, many offsets: that box jittered many ways).
 
     The one box jitter: the units of :meth:`tracker.detection.calibration.BoxCalibration.offsets`
     and of the box refinement's targets; training draws the offsets at random (augmentation, the
     regressors' and the box refinement's jittered boxes, the calibrations' perturbed boxes)."""
     center, side = box_center_size(np.asarray(boxes, dtype=np.float64)[..., :4])
-    offsets = np.asarray(offsets, dtype=np.float64).reshape(center.shape[:-1] + (3,))
+    offsets = np.asarray(offsets, dtype=np.float64)
     return box_from_center_size(center + side[..., None] * offsets[..., :2], side * np.exp(offsets[..., 2]))

@@ -125,9 +125,7 @@ class Engine:
             faces = self.tracks.drop_duplicates(faces)
             if uncertain or frame.cut or not self.tracks.live:
                 self.scans.drop_pending()
-                tracking = bool(self.tracks.live)
-                skip = self.scans.held_only(frame, uncertain, tracking) \
-                    or self.scans.idle(frame, uncertain, tracking, self.frames_seen)
+                skip = self.scans.skips_detector(frame, uncertain, bool(self.tracks.live), self.frames_seen)
                 faces += self._scan(frame, faces, uncertain, boxes=[] if skip else None)
             else:
                 newcomers = self.scans.newcomers(frame, self.frames_seen, self.tracks.boxes())

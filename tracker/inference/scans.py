@@ -107,6 +107,12 @@ class Scans:
         outside = cells_outside(frame.image.shape, track_boxes)
         return not (changed_cells(self._scan_cells, frame.cells, QUIET_CHANGE) & outside).any()
 
+    def skips_detector(self, frame: Frame, uncertain, tracking: bool, seen: int) -> bool:
+        """Whether this frame's scan leaves the detector out: every face in doubt is leaving the
+        frame or held and not due (:meth:`held_only`), or no face is followed and the last
+        whole-frame scan is recent (:meth:`idle`)."""
+        return self.held_only(frame, uncertain, tracking) or self.idle(frame, uncertain, tracking, seen)
+
     def idle(self, frame: Frame, uncertain, tracking: bool, seen: int) -> bool:
         """Whether a frame with no face followed (``tracking`` false) and none in doubt skips
         the detector because its last whole-frame scan was fewer than ``empty_scan_every``

@@ -21,11 +21,7 @@ import numpy as np
 
 from kernels.ert import shape_features, stage_step
 from tracker.detection.detectors import _as_gray
-from tracker.geometry.alignment import (
-    alignment_matrix,
-    rotate,
-    similarity_params,
-)
+from tracker.geometry.alignment import alignment_matrix, rotate, similarity_params
 from tracker.geometry.crop import compose, invert, transform_points
 
 # ---------------------------------------------------------------------------- geometry

@@ -13,12 +13,7 @@ import numpy as np
 
 from tracker.config import AugmentConfig
 from tracker.geometry.boxes import landmark_box, shift_boxes
-from tracker.geometry.crop import (
-    DEFAULT_MARGIN,
-    crop_matrix,
-    transform_points,
-    warp_crop,
-)
+from tracker.geometry.crop import DEFAULT_MARGIN, crop_matrix, transform_points, warp_crop
 from tracker.geometry.shapes import flip_horizontal
 
 _GRAY_WEIGHTS_BGR = np.array([0.114, 0.587, 0.299], dtype=np.float32)

@@ -22,8 +22,7 @@ EMBED_BATCH = 64
 def offset_iou(predicted, target) -> np.ndarray:
     """IoU with the truth of a box moved by ``predicted`` when ``target`` moves it onto the truth."""
     unit = np.array([-0.5, -0.5, 0.5, 0.5])
-    return iou(shift_boxes(np.broadcast_to(unit, np.shape(target)[:-1] + (4,)), predicted),
-               shift_boxes(np.broadcast_to(unit, np.shape(target)[:-1] + (4,)), target))
+    return iou(shift_boxes(unit, predicted), shift_boxes(unit, target))
 
 
 def embed_crops(landmarker, crops: np.ndarray, batch_size: int = EMBED_BATCH) -> np.ndarray:
@@ -102,7 +101,7 @@ def _jitter_samples(landmarker, face, rng, jitters, spread, flip_prob):
             continue
         image, points = _maybe_flipped(face, flip)
         gt = landmark_box(points)
-        boxes = shift_boxes(np.broadcast_to(gt, (n, 4)), rng.normal(0.0, 1.0, (n, 3)) * spread)
+        boxes = shift_boxes(gt, rng.normal(0.0, 1.0, (n, 3)) * spread)
         crops.append(landmarker.crops(image, boxes))
         targets.append(BoxCalibration.offsets(boxes, np.broadcast_to(gt, boxes.shape)))
     return crops, targets

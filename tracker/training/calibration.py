@@ -117,7 +117,7 @@ def calibrate_landmark_boxes(model, faces, jitter: float = 0.03, repeats: int = 
         true_box = landmark_box(face.landmarks)
         shifts = rng.normal(0, jitter, (repeats, 2))
         offsets = np.column_stack([shifts, rng.normal(0, jitter, repeats)])
-        boxes = shift_boxes(np.broadcast_to(true_box, (repeats, 4)), offsets)
+        boxes = shift_boxes(true_box, offsets)
         for est in landmarker.from_boxes(face.image, boxes):
             estimated.append(landmark_box(est.landmarks))
             target.append(true_box)
@@ -161,7 +161,7 @@ def perturbed_boxes(box: np.ndarray, rng, repeats: int = REPEATS) -> np.ndarray:
     for r in range(repeats):
         shift, log_scale = PERTURB_LARGE if r >= repeats // 2 else PERTURB_SMALL
         offsets.append(np.r_[rng.uniform(-shift, shift, 2), rng.uniform(-log_scale, log_scale)])
-    return shift_boxes(np.broadcast_to(np.asarray(box, np.float64)[:4], (repeats, 4)), np.asarray(offsets))
+    return shift_boxes(box, offsets)
 
 
 def confidence_examples(landmarker, faces, seed: int = 0, repeats: int = REPEATS):

@@ -15,24 +15,12 @@ import torch.distributed as dist
 
 from tracker.classifier.model import LandmarkModel, PoseClassifier, pick_device
 from tracker.config import Config, ConfigError, config_to_dict
-from tracker.distribution.poses import (
-    choose_tau,
-    class_widths,
-    kmeans_templates,
-    membership_sets,
-    nearest_template,
-)
+from tracker.distribution.poses import choose_tau, class_widths, kmeans_templates, membership_sets, nearest_template
 from tracker.distribution.posterior import expected_shape, top_k_posterior
 from tracker.evaluation.metrics import auc, failure_rate
 from tracker.geometry.shapes import box_diagonal
 from tracker.training.calibration import calibrate_detectors, calibrate_landmark_boxes
-from tracker.training.data import (
-    AugmentedFaces,
-    jittered_crops,
-    load_faces,
-    split_by_photo,
-    template_bank,
-)
+from tracker.training.data import AugmentedFaces, jittered_crops, load_faces, split_by_photo, template_bank
 from tracker.training.losses import loss_from_name
 
 

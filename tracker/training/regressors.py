@@ -26,13 +26,7 @@ from tracker.geometry.shapes import from_canonical, to_canonical
 from tracker.inference.landmarker import Landmarker
 from tracker.regressors.cascade import ShapeCascade
 from tracker.training.augment import flip_sample
-from tracker.training.cascade import (
-    canonical_mean_shape,
-    cluster_classes,
-    fit_cascade,
-    sample_clusters,
-    shape_error,
-)
+from tracker.training.cascade import canonical_mean_shape, cluster_classes, fit_cascade, sample_clusters, shape_error
 from tracker.training.data import Face, load_faces, split_by_photo
 
 
@@ -85,7 +79,7 @@ def classifier_starts(landmarker: Landmarker, face: Face, count: int, spread, rn
     detector's residual spread (x, y in sides, log scale)."""
     shifts = rng.normal(0, 1, (count, 2)) * np.asarray(spread[:2])
     offsets = np.column_stack([shifts, rng.normal(0, 1, count) * spread[2]])
-    boxes = shift_boxes(np.broadcast_to(landmark_box(face.landmarks), (count, 4)), offsets)
+    boxes = shift_boxes(landmark_box(face.landmarks), offsets)
     estimates = landmarker.from_boxes(face.image, boxes)
     return np.stack([e.landmarks for e in estimates]), np.array([int(e.classes[0]) for e in estimates])
 
