@@ -9,12 +9,19 @@ from tracker.cli.bench import main as bench_main
     (["--hmm-states", "10k"], "--hmm-states: expected comma-separated integers"),
     (["--batch-sizes", "8,0"], "--batch-sizes: every value must be at least 1"),
     (["--frames", "0"], "--frames must be at least 1, got 0"),
-    (["--multi-face", "/nonexistent/faces.jpg"], "--multi-face: /nonexistent/faces.jpg: no such image"),
+    (["--footage", "/nonexistent/clips"], "--footage: /nonexistent/clips: no such folder"),
 ])
 def test_bad_bench_arguments(args, message, capsys):
     assert bench_main(["--no-baseline", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err and "Traceback" not in err
+
+
+def test_the_multi_face_option_points_to_the_footage(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["--multi-face"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("--multi-face was renamed: did you mean --footage (real clips)?")
 
 
 def test_a_whole_process_is_timed_to_its_first_row_and_its_peak_memory_read(tmp_path):
@@ -47,19 +54,6 @@ def test_the_tracker_and_the_dlib_loop_run_as_processes(tmp_path):
         pytest.skip("dlib is not installed")
     base = process_run(dlib_command(clip, tmp_path / "b.csv", 0), tmp_path / "b.csv")
     assert base["returncode"] == 0 and base["rows"] == 3, base["stderr"]
-
-
-def test_the_multi_face_clip_pans_over_several_faces(shared_data, tmp_path):
-    import av
-
-    from tracker.api import Tracker
-    from tracker.evaluation.bench import multi_face_clip
-    clip = multi_face_clip(shared_data / "images" / "multi_face.jpg", tmp_path / "m.mp4", frames=12)
-    with av.open(str(clip)) as container:
-        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
-    assert len(frames) == 12 and frames[0].shape == (360, 640, 3)
-    tracker = Tracker(device="cpu", upsample=0)
-    assert len(tracker.predict(frames[0])) >= 2
 
 
 def test_decoding_alone_reads_every_frame_of_the_sample():

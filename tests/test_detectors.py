@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import shared
 
+from tracker.detection.blazeface import available as blazeface_available
 from tracker.detection.calibration import BoxCalibration
 from tracker.detection.detectors import (
     Detector,
@@ -202,12 +203,16 @@ def _cnn_available() -> bool:
 @pytest.mark.skipif(not dlib_available() or not _cnn_available(),
                     reason="dlib's CNN detector weights (face-recognition-models) not installed")
 def test_cnn_fallback_finds_a_turned_face_the_chain_misses():
-    """A training face (AFW, turned away) that HOG and Haar both miss; the CNN finds it."""
+    """A training face (AFW, turned away) that HOG and Haar both miss; the CNN finds it (and
+    BlazeFace, where installed, which is why it leads the chain)."""
     path = AFW / "1372188757_1.jpg"
     image, truth = cv2.imread(str(path)), landmark_box(_read_pts(path.with_suffix(".pts")))
-    for detector in detector_chain("auto", upsample=1):
+    for detector in detector_chain("dlib+haar", upsample=1):
         assert match_detections(detector.detect(image), truth) < 0
-    (cnn,) = fallback_detectors("auto")
+    if blazeface_available():
+        assert match_detections(detector_chain("blazeface")[0].detect(image), truth) >= 0
+    assert [d.name for d in fallback_detectors("auto")][-1] == "cnn"
+    (cnn,) = fallback_detectors("cnn")
     rows = cnn.detect(image)
     _check_rows(rows)
     assert match_detections(rows, truth) >= 0
@@ -219,7 +224,8 @@ def test_fallback_names(monkeypatch):
     with pytest.raises(ValueError):
         fallback_detectors("hog")
     monkeypatch.setitem(sys.modules, "dlib", None)
-    assert fallback_detectors("auto") == []
+    # without dlib: Haar behind BlazeFace for stills (BlazeFace leads the chain), else nothing
+    assert [d.name for d in fallback_detectors("auto")] == (["haar"] if blazeface_available() else [])
     with pytest.raises(DetectorUnavailable):
         fallback_detectors("cnn")
 

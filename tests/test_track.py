@@ -187,7 +187,7 @@ def test_gray_and_odd_sized_videos(damaged, tmp_path, name):
     (None, ["{moving}", "--csv", "{moving}"], 2, "would overwrite the input"),
     (None, ["{moving}", "--csv", "{tmp}/o.csv", "--set", "tracking.batch_sise=2"], 3, "did you mean 'batch_size'"),
     (None, ["{moving}", "--csv", "{tmp}/o.csv", "--set", "temporal.prune_top=-5"], 3, "must be at least 0, got -5"),
-    (None, ["{moving}", "--csv", "{tmp}/o.csv", "--set", "tracking.detector=foo"], 3, "expected one of auto"),
+    (None, ["{moving}", "--csv", "{tmp}/o.csv", "--set", "tracking.detector=foo"], 3, "expected auto or detectors from blazeface"),
 ])
 def test_bad_input_one_line_and_exit_code(moving, damaged, tmp_path, capsys, monkeypatch, setup, args, code, message):
     if setup == "empty_dir":

@@ -120,8 +120,10 @@ class TrackingConfig:
     queue_size: int = 8                # decoded frames buffered ahead of the classifier
     threads: int = 0                   # the network's CPU threads (0: auto, 1 for torch, every core for opencv)
     decode_threads: int = 1            # FFmpeg threads decoding video (0: one per core)
-    detector: str = "auto"             # auto (dlib, then Haar) | dlib | haar
-    upsample: int = 1                  # dlib detector upsampling (1 finds faces down to ~40 px)
+    detector: str = "auto"             # auto (BlazeFace; dlib then Haar without it) | blazeface | dlib | haar,
+                                       # or a chain joined by '+' (blazeface+dlib: dlib where BlazeFace finds none)
+    upsample: int = 1                  # BlazeFace: 1 also scans the frame's quarters (faces down to ~20 px in
+                                       # 640x480); dlib: upsampling (1 finds faces down to ~40 px)
     fallback: str = "auto"             # last resort on a still image the chain finds no face in: auto (dlib's CNN
                                        # where it loads) | cnn | none
     cuts: str = "auto"                 # shot changes: auto (detected) | every_frame (unrelated photos) | never
@@ -133,7 +135,7 @@ class TrackingConfig:
     empty_scan_every: int = 1          # while no face is followed, the detector scans every N frames (1: every
                                        # frame; 3: ~2x faster on sparse footage, fewer frames with a face)
     follow_box_refinement: bool = True # crops follow the box refinement's box (false: the landmarks' own box)
-    reclassify_drift: float = 0.06     # classify again when the landmarks moved this far from the crop (box sides)
+    reclassify_drift: float = 0.12     # classify again when the landmarks moved this far from the crop (box sides)
     detect_passes: int = 2             # classifier passes on a fresh detection
     max_faces: int = 8
     forget_after: int = 60             # frames a lost face's id is kept for, should it come back in place
@@ -269,6 +271,16 @@ def _one_of(*words: str) -> _OneOf:
     return _OneOf(words)
 
 
+class _Chain(tuple):
+    """'auto', or one or more of the given words joined by '+' (a detector chain)."""
+
+    def problem(self, value) -> str | None:
+        parts = str(value).split("+")
+        if value == "auto" or all(part in self for part in parts):
+            return None
+        return f"expected auto or detectors from {', '.join(self)} joined by '+', got {value!r}"
+
+
 POSITIVE = _Range(0.0, strict=True)
 UNIT_INTERVAL = _Range(0.0, 1.0)
 
@@ -292,7 +304,7 @@ _ALLOWED = {
                   "threads": _Range(1), "decode_threads": _Range(0), "top_k": _Range(1)},
     TrackingConfig: {
         "batch_size": _Range(1), "queue_size": _Range(1), "threads": _Range(0), "decode_threads": _Range(0),
-        "detector": _one_of("auto", "dlib", "haar"), "upsample": _Range(0),
+        "detector": _Chain(("blazeface", "dlib", "haar")), "upsample": _Range(0),
         "fallback": _one_of("auto", "cnn", "none"), "cuts": _one_of("auto", "every_frame", "never"),
         "redetect_every": _Range(0),
         "scan_upsample": _Range(0), "scan_scale": _Range(0.5, 3.0), "lost_confidence": UNIT_INTERVAL, "reclassify_drift": POSITIVE,

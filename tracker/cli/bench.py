@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import json
 
-from tracker.cli.common import EXIT_OK, add_overrides, command_parser, int_list, parse_overrides, run_command
+from tracker.cli.common import (
+    EXIT_OK,
+    add_overrides,
+    add_renamed_option,
+    command_parser,
+    int_list,
+    parse_overrides,
+    run_command,
+)
 from tracker.errors import UsageError
 
 SUMMARY = "speed: our tracker against the dlib baseline on one clip, per-stage times, peak memory, HMM decoder"
@@ -14,10 +22,13 @@ def parser(prog: str = "facetrack bench"):
                              "shape predictor on every frame) on one clip, in one process; per-stage times, "
                              "peak memory.")
     p.add_argument("clip", nargs="?", help="video file (default: the bundled sample clip)")
-    p.add_argument("--multi-face", nargs="?", const="", metavar="IMAGE",
-                   help="benchmark a clip of several faces that move, appear and leave, built from IMAGE "
-                        "(default ../shared/data/images/multi_face.jpg): a 640x360 window panned and zoomed "
-                        "across it, 300 frames")
+    p.add_argument("--footage", nargs="?", const="", metavar="DIR",
+                   help="real footage instead of one clip: the bundled sample and the clips DIR/NAME/vid.mp4 "
+                        "(hikers, event, selfie-rotated, tears-of-steel; default ../shared/data/videos), each as "
+                        "whole processes of facetrack track, the dlib loop and the MediaPipe loop "
+                        "(../shared/peers/setup-mediapipe.sh makes its environment; skipped, saying why, where "
+                        "it cannot), with the frames each finds a face on, our detector share and crops per face")
+    p.add_argument("--peers", metavar="DIR", help="the peers folder for --footage (default ../shared/peers)")
     p.add_argument("--frames", type=int, help="stop after this many frames (default: the whole clip)")
     p.add_argument("--config", help="tracking YAML (default: built-in values)")
     add_overrides(p, "tracking.batch_size=1")
@@ -39,6 +50,7 @@ def parser(prog: str = "facetrack bench"):
     p.add_argument("--model", help="model file (default: the packaged model)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_renamed_option(p, "--multi-face", "--footage (real clips)")
     return p
 
 
@@ -67,9 +79,9 @@ def _bench(argv: list[str], prog: str) -> int:
     if args.frames is not None and args.frames < 1:
         raise UsageError(f"--frames must be at least 1, got {args.frames}")
     clip = args.clip or str(SAMPLE_CLIP)
-    if args.multi_face is not None:
-        clip = built_multi_face_clip(args.multi_face)
     config = load_track_config(args.config, parse_overrides(args.set))
+    if args.footage is not None:
+        return _bench_footage(args, config)
     processes = whole_processes(clip, args, args.process_runs)        # first, before this process loads anything
     tracker = Tracker(args.model, args.device, config=config)
     run_tracker(clip, tracker, scratch_csv("warmup"), max_frames=16)      # first-call costs
@@ -101,21 +113,31 @@ def _bench(argv: list[str], prog: str) -> int:
     return EXIT_OK
 
 
-def built_multi_face_clip(image: str) -> str:
-    """The multi-face clip of :func:`tracker.evaluation.bench.multi_face_clip`, in the temporary folder."""
+def _bench_footage(args, config) -> int:
+    """``--footage``: the footage table (:mod:`tracker.evaluation.footage`)."""
     from pathlib import Path
 
-    from tracker.evaluation.bench import multi_face_clip, scratch_csv
-    source = Path(image) if image else Path(__file__).resolve().parents[3] / "shared" / "data" / "images" / \
-        "multi_face.jpg"
-    if not source.is_file():
-        raise UsageError(f"--multi-face: {source}: no such image")
-    return str(multi_face_clip(source, Path(scratch_csv("multi-face")).with_suffix(".mp4")))
+    from tracker.api import Tracker
+    from tracker.evaluation.footage import SHARED, bench_clip, footage, format_footage, mediapipe_python
+    if args.footage and not Path(args.footage).is_dir():
+        raise UsageError(f"--footage: {args.footage}: no such folder")
+    peers = Path(args.peers) if args.peers else SHARED / "peers"
+    python, skipped = mediapipe_python(peers)
+    tracker = Tracker(args.model, args.device, config=config)
+    rows = []
+    for name, clip in footage(Path(args.footage) if args.footage else None):
+        try:
+            rows.append(bench_clip(name, clip, tracker, _process_options(args), None if python is None else
+                                   (python, peers), dlib=not args.no_baseline))
+        except RuntimeError as exc:
+            raise UsageError(str(exc)) from None
+    print(json.dumps({"clips": rows, "mediapipe_skipped": skipped}, indent=1) if args.json
+          else format_footage(rows, skipped))
+    return EXIT_OK
 
 
-def whole_processes(clip: str, args, runs: int) -> list[dict]:
-    """``runs`` alternating pairs (ours first, then the dlib loop) of fresh processes."""
-    from tracker.evaluation.bench import dlib_command, process_run, scratch_csv, tracker_command
+def _process_options(args) -> tuple[str, ...]:
+    """The options of ``facetrack track`` that repeat this bench's own."""
     extra = ["--device", args.device]
     if args.model:
         extra += ["--model", args.model]
@@ -123,9 +145,16 @@ def whole_processes(clip: str, args, runs: int) -> list[dict]:
         extra += ["--config", args.config]
     for item in args.set or ():
         extra += ["--set", item]
+    return tuple(extra)
+
+
+def whole_processes(clip: str, args, runs: int) -> list[dict]:
+    """``runs`` alternating pairs (ours first, then the dlib loop) of fresh processes."""
+    from tracker.evaluation.bench import dlib_command, process_run, scratch_csv, tracker_command
+    extra = _process_options(args)
     pairs = []
     for _ in range(max(0, runs)):
-        ours = process_run(tracker_command(clip, scratch_csv("process-ours"), tuple(extra)), scratch_csv("process-ours"))
+        ours = process_run(tracker_command(clip, scratch_csv("process-ours"), extra), scratch_csv("process-ours"))
         dlib = process_run(dlib_command(clip, scratch_csv("process-dlib"), args.process_upsample),
                            scratch_csv("process-dlib"))
         for run in (ours, dlib):

@@ -7,56 +7,16 @@ landmarks (:func:`tracker.geometry.boxes.landmark_box`);
 """
 from __future__ import annotations
 
-import abc
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-DETECTOR_NAMES = ("dlib", "haar", "cnn")
+from tracker.detection.base import Detector, DetectorUnavailable, as_gray, as_rgb_or_gray, sorted_rows
+from tracker.detection.blazeface import BlazeFaceDetector
+from tracker.detection.blazeface import available as blazeface_available
 
-
-class DetectorUnavailable(RuntimeError):
-    """A named face detector cannot be loaded in this environment."""
-
-
-class Detector(abc.ABC):
-    """A face detector: ``detect(image) -> (N, 5)`` rows x0, y0, x1, y1, score."""
-
-    name: str = "detector"
-
-    @abc.abstractmethod
-    def detect(self, image: np.ndarray, upsample: int | None = None) -> np.ndarray:
-        """Faces in a BGR (H, W, 3) or grayscale (H, W) uint8 image, best first.
-
-        ``upsample`` overrides the detector's own image upsampling where it has one."""
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self.detect(image)
-
-
-def _as_gray(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return image
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-
-
-def _as_rgb_or_gray(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return np.ascontiguousarray(image)
-    code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
-    return cv2.cvtColor(image, code)
-
-
-def _sorted_rows(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    rows = np.zeros((len(boxes), 5), dtype=np.float32)
-    if len(boxes):
-        rows[:, :4] = boxes
-        rows[:, 4] = scores
-        rows = rows[np.argsort(-rows[:, 4], kind="stable")]
-    return rows
+DETECTOR_NAMES = ("blazeface", "dlib", "haar", "cnn")
 
 
 def _import_dlib():
@@ -79,12 +39,12 @@ class DlibHogDetector(Detector):
         self._detector = frontal_face_detector(_import_dlib())
 
     def detect(self, image: np.ndarray, upsample: int | None = None) -> np.ndarray:
-        rects, scores, _ = self._detector.run(_as_rgb_or_gray(image),
+        rects, scores, _ = self._detector.run(as_rgb_or_gray(image),
                                               self.upsample if upsample is None else int(upsample),
                                               self.threshold)
         # dlib's right/bottom are inclusive pixel indices.
         boxes = [(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects]
-        return _sorted_rows(np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        return sorted_rows(np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
                             np.asarray(scores, dtype=np.float32))
 
 
@@ -135,9 +95,9 @@ class DlibCnnDetector(Detector):
         self._detector = _import_dlib().cnn_face_detection_model_v1(str(_cnn_weights()))
 
     def detect(self, image: np.ndarray, upsample: int | None = None) -> np.ndarray:
-        found = self._detector(_as_rgb_or_gray(image), self.upsample if upsample is None else int(upsample))
+        found = self._detector(as_rgb_or_gray(image), self.upsample if upsample is None else int(upsample))
         boxes = [(d.rect.left(), d.rect.top(), d.rect.right() + 1, d.rect.bottom() + 1) for d in found]
-        return _sorted_rows(np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        return sorted_rows(np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
                             np.asarray([d.confidence for d in found], dtype=np.float32))
 
 
@@ -159,7 +119,7 @@ class HaarDetector(Detector):
         self.equalize = equalize
 
     def detect(self, image: np.ndarray, upsample: int | None = None) -> np.ndarray:
-        gray = _as_gray(image)
+        gray = as_gray(image)
         if self.equalize:
             gray = cv2.equalizeHist(gray)
         rects, neighbours = self._cascade.detectMultiScale2(
@@ -167,7 +127,7 @@ class HaarDetector(Detector):
             minSize=(self.min_size, self.min_size))
         rects = np.asarray(rects, dtype=np.float32).reshape(-1, 4)
         boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
-        return _sorted_rows(boxes, np.asarray(neighbours, dtype=np.float32).reshape(-1))
+        return sorted_rows(boxes, np.asarray(neighbours, dtype=np.float32).reshape(-1))
 
 
 def dlib_available() -> bool:
@@ -193,26 +153,36 @@ def default_detector(name: str = "auto", upsample: int = 1) -> Detector:
         return HaarDetector()
     if name == "cnn":
         return DlibCnnDetector()
+    if name == "blazeface":
+        return BlazeFaceDetector(upsample=upsample)
     raise ValueError(f"unknown detector {name!r}; choose from {DETECTOR_NAMES + ('auto',)}")
 
 
 def detector_chain(name: str = "auto", upsample: int = 1) -> list[Detector]:
-    """Detectors to try in order: 'auto' is dlib then Haar (Haar alone without dlib)."""
+    """Detectors to try in order, each when those before it found nothing: names joined by '+'
+    ('blazeface+dlib'), or 'auto': BlazeFace where its model file is installed, else dlib's HOG
+    then Haar (Haar alone without dlib)."""
     if name == "auto":
+        if blazeface_available():
+            return [BlazeFaceDetector(upsample=upsample)]
         return [DlibHogDetector(upsample=upsample), HaarDetector()] if dlib_available() else [HaarDetector()]
-    return [default_detector(name, upsample=upsample)]
+    return [default_detector(part, upsample=upsample) for part in name.split("+")]
 
 
 def fallback_detectors(name: str = "auto") -> list[Detector]:
-    """The last resort for still images when the chain finds nothing: 'auto' is dlib's CNN
-    where it can load (else none), 'cnn' insists on it, 'none' has none."""
+    """The last resort for still images when the chain finds nothing: 'auto' is, where each
+    loads, dlib's HOG and Haar (when BlazeFace leads the chain, so stills keep every detector)
+    and dlib's CNN; 'cnn' insists on the CNN; 'none' has none."""
     if name == "none":
         return []
     if name == "auto":
+        chain = []
+        if blazeface_available():
+            chain = [DlibHogDetector(upsample=1), HaarDetector()] if dlib_available() else [HaarDetector()]
         try:
-            return [DlibCnnDetector()]
+            return chain + [DlibCnnDetector()]
         except DetectorUnavailable:
-            return []
+            return chain
     if name == "cnn":
         return [DlibCnnDetector()]
     raise ValueError(f"unknown fallback detector {name!r}; choose from auto, cnn, none")

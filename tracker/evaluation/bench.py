@@ -202,36 +202,3 @@ if __name__ == "__main__":            # python -m tracker.evaluation.bench dlib 
     if len(sys.argv) != 5 or sys.argv[1] != "dlib":
         sys.exit("usage: python -m tracker.evaluation.bench dlib CLIP CSV UPSAMPLE")
     run_dlib_baseline(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-
-
-def multi_face_clip(image_path, out_path, frames: int = 300, size: tuple[int, int] = (640, 360),
-                    fps: int = 25) -> Path:
-    """A clip of several moving faces that appear and leave: a ``size`` window panned from
-    the photo's left edge to its right and back, zooming between 1x and 1.35x, written as
-    H.264. With ``../shared/data/images/multi_face.jpg`` (four faces) the window holds two
-    to four faces at a time."""
-    import av
-    import numpy as np
-    image = cv2.imread(str(image_path))
-    if image is None:
-        raise FacetrackError(f"{image_path}: not a readable image")
-    height, width = image.shape[:2]
-    w, h = size
-    out = Path(out_path)
-    with av.open(str(out), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": "20", "preset": "veryfast"}
-        for i in range(frames):
-            phase = i / max(1, frames - 1)
-            zoom = 1.0 + 0.35 * np.sin(np.pi * phase) ** 2
-            win_w, win_h = min(width, w / zoom * width / 1000), min(height, h / zoom * width / 1000)
-            x0 = (width - win_w) * (1 - np.cos(2 * np.pi * phase)) / 2
-            y0 = (height - win_h) * (0.35 + 0.15 * np.sin(4 * np.pi * phase))
-            matrix = np.array([[w / win_w, 0, -x0 * w / win_w], [0, h / win_h, -y0 * h / win_h]])
-            frame = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return out

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from kernels.ert import shape_features, stage_step
-from tracker.detection.detectors import _as_gray
+from tracker.detection.base import as_gray
 from tracker.geometry.alignment import alignment_matrix, rotate, similarity_params
 from tracker.geometry.crop import compose, invert, transform_points
 
@@ -210,7 +210,7 @@ class ShapeCascade:
         shapes = np.asarray(shapes, dtype=np.float64).reshape(-1, len(self.mean_shape), 2)
         if len(shapes) == 0:
             return shapes
-        crops, matrices = self.face_crops(_as_gray(image), shapes)
+        crops, matrices = self.face_crops(as_gray(image), shapes)
         current = transform_points(shapes, matrices).astype(np.float32)
         clusters = self.class_cluster[np.asarray(classes, dtype=np.int64).reshape(-1)]
         mean_c = self.mean_centered

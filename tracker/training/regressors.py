@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tracker.config import FitConfig, config_to_dict
-from tracker.detection.detectors import _as_gray
+from tracker.detection.base import as_gray
 from tracker.geometry.alignment import similarity_jitter
 from tracker.geometry.boxes import landmark_box, shift_boxes
 from tracker.geometry.crop import transform_points
@@ -129,7 +129,7 @@ def build_examples(landmarker: Landmarker, faces: list[Face], cascade: ShapeCasc
             placed = from_canonical(truth_canonical[picks], box)
             shapes = np.concatenate([shapes, placed]) if len(shapes) else placed
             top = np.concatenate([top, np.full(n_neighbours, -1)])
-        frame_crops, matrices = cascade.face_crops(_as_gray(face.image), shapes[:1])
+        frame_crops, matrices = cascade.face_crops(as_gray(face.image), shapes[:1])
         crops.append(frame_crops[0])
         starts.append(transform_points(shapes, matrices[0]))
         truths.append(np.repeat(transform_points(face.landmarks, matrices[0])[None], len(shapes), axis=0))
