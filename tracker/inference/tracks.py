@@ -32,6 +32,7 @@ class Track:
     shot: int = 0              # the shot (count of cuts before it) it was seen in
     landmarks: np.ndarray | None = None   # its latest estimate (for an identity check at a cut)
     descriptor: np.ndarray | None = None  # who it is (tracker.detection.identity), taken at cuts only
+    confidence: float = 1.0    # of its latest estimate
 
     def move(self, box: np.ndarray, frame: int) -> None:
         """The face was followed to ``box`` on ``frame``."""
@@ -66,9 +67,10 @@ class Tracks:
         """The live tracks' boxes."""
         return [t.box for t in self.live]
 
-    def velocities_known(self) -> bool:
-        """Every track was followed for two frames (batches predict boxes from the velocity)."""
-        return bool(self.live) and all(t.followed >= 2 for t in self.live)
+    def steady(self, shaky: float) -> bool:
+        """Every track was followed for two frames (batches predict boxes from the velocity),
+        and none is less sure than ``shaky`` (one about to be lost would end a batch early)."""
+        return bool(self.live) and all(t.followed >= 2 and t.confidence >= shaky for t in self.live)
 
     def predicted_boxes(self, frames: int) -> np.ndarray:
         """(frames, tracks, 4): each live track's box on the next ``frames`` frames, moved by its velocity."""
