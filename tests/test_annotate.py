@@ -23,7 +23,7 @@ from tracker.io.sources import VideoSource
 @pytest.fixture(scope="module")
 def tracker():
     from tracker.api import Tracker
-    return Tracker(None, "cpu", temporal=True, threads=1)
+    return Tracker(None, "cpu", temporal=True, threads=1, classify_every=1)      # as facetrack annotate
 
 
 @pytest.fixture

@@ -182,7 +182,7 @@ def test_the_regressors_run_after_the_engine_whatever_the_temporal_setting(t, mo
     classifier's best."""
     from tracker.inference.pipeline import track_frames
     path, _ = moving
-    with tracker.Tracker(t.model, "cpu", upsample=0, temporal=temporal) as tr:
+    with tracker.Tracker(t.model, "cpu", upsample=0, temporal=temporal, classify_every=1) as tr:
         regress, calls = tr.landmarker.regress, []
 
         def counted(image, points, classes):

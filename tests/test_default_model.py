@@ -120,7 +120,7 @@ def test_default_pruning_decodes_the_exact_path_on_real_frames(sample_clip):
                 frame = dataclasses.replace(frame, image=image)
             yield frame
 
-    cfg, temporal = TrackingConfig(), TemporalConfig()
+    cfg, temporal = TrackingConfig(classify_every=1), TemporalConfig()     # evidence on every frame
     assert temporal.prune_top > 0
     engine = Tracker(device="cpu", config=TrackConfig(cfg, temporal)).new_engine()     # log-softmax kept, no HMM run
     results = list(track_frames(frames(), engine, cfg.batch_size, cfg.queue_size, False, None))

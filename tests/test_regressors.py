@@ -237,10 +237,10 @@ def test_regressors_move_what_tracking_outputs_and_nothing_else(frames, temporal
     """With or without the temporal stage, the regressors' step shows in every output (after
     the HMM and smoothing), while crops, classes and confidences stay the classifier's."""
     import tracker
-    plain = tracker.Tracker(device="cpu", temporal=temporal, regressors="off", box_refinement=False)
+    plain = tracker.Tracker(device="cpu", temporal=temporal, regressors="off", box_refinement=False, classify_every=1)
     with plain.track(frames) as stream:
         expected = [f for f in stream]
-    refined = tracker.Tracker(plain.model, device="cpu", temporal=temporal)
+    refined = tracker.Tracker(plain.model, device="cpu", temporal=temporal, classify_every=1)
     refined.landmarker.cascade = fake = ShiftingCascade()
     refined.landmarker.box_refiner = None          # same crops as the plain run
     with refined.track(frames) as stream:

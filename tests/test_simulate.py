@@ -31,7 +31,7 @@ SAMPLE = REPO / "tracker" / "assets" / "sample"
 
 @pytest.fixture(scope="module")
 def tracker():
-    return Tracker(temporal=True, threads=1)
+    return Tracker(temporal=True, threads=1, classify_every=1)      # as facetrack annotate
 
 
 @pytest.fixture(scope="module")

@@ -136,6 +136,8 @@ class TrackingConfig:
                                        # frame; 3: ~2x faster on sparse footage, fewer frames with a face)
     follow_box_refinement: bool = True # crops follow the box refinement's box (false: the landmarks' own box)
     reclassify_drift: float = 0.12     # classify again when the landmarks moved this far from the crop (box sides)
+    classify_every: int = 2            # a steady face goes through the classifier on one frame in N; on the others
+                                       # its last result is followed by optical flow (1: every frame)
     detect_passes: int = 2             # classifier passes on a fresh detection
     max_faces: int = 8
     forget_after: int = 60             # frames a lost face's id is kept for, should it come back in place
@@ -309,7 +311,7 @@ _ALLOWED = {
         "redetect_every": _Range(0),
         "scan_upsample": _Range(0), "scan_scale": _Range(0.5, 3.0), "lost_confidence": UNIT_INTERVAL, "reclassify_drift": POSITIVE,
         "detect_passes": _Range(1), "max_faces": _Range(1), "forget_after": _Range(0), "top_k": _Range(1),
-        "backend": _one_of("auto", "torch", "opencv"), "held_scan_every": _Range(1), "empty_scan_every": _Range(1),
+        "backend": _one_of("auto", "torch", "opencv"), "held_scan_every": _Range(1), "empty_scan_every": _Range(1), "classify_every": _Range(1),
         "regressors": _one_of("video", "stills", "off"), "gpu_batch_size": _Range(1),
         "device_crops": _one_of("auto", "on", "off"), "overlap": _one_of("auto", "on", "off"),
     },

@@ -26,6 +26,7 @@ class FaceResult:
     detected: bool = False     # True on the frame a detector (re)started this face
     log_probs: np.ndarray | None = None   # (K,) log-softmax over all classes (for the HMM, which drops it)
     held: bool = False         # confidence below the loss threshold; kept for the HMM to carry
+    carried: bool = False      # not classified on this frame (tracking.classify_every): followed by optical flow
     pose_class: int = -1       # the HMM's decoded pose class (-1 before or without decoding)
     uncertainty: Uncertainty | None = None   # head pose and landmark spread (tracker.distribution.uncertainty), set by the API
 

@@ -62,7 +62,8 @@ def _annotate(argv: list[str], prog: str) -> int:
         if any(out.glob("*.pts")) or (out / "annot").is_dir():
             warn(prog, f"{out} already holds annotations; saving overwrites those of the items you visit")
         from tracker.api import Tracker
-        tracker = Tracker(args.model, "cpu", temporal=True, threads=args.threads)
+        # clicks condition a frame's distribution: every frame goes through the classifier
+        tracker = Tracker(args.model, "cpu", temporal=True, threads=args.threads, classify_every=1)
         session = AnnotationSession(tracker, items, out, args.tolerance or DEFAULT_TOLERANCE)
         try:
             run_window(session, f"facetrack annotate: {args.input}")
@@ -159,7 +160,7 @@ def _simulate(args, prog: str) -> int:
     gt = Path(args.simulate)
     if not gt.exists():
         raise UsageError(f"--simulate {gt}: no such file or folder")
-    tracker = Tracker(args.model, "cpu", temporal=True, threads=args.threads)
+    tracker = Tracker(args.model, "cpu", temporal=True, threads=args.threads, classify_every=1)   # as the window
     rows = simulate(tracker, args.input, gt, clicks=args.clicks, every=every, tolerance_px=args.tolerance)
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
     return EXIT_OK

@@ -23,17 +23,19 @@ class FollowedFaces:
         self.cfg = cfg
         self.times = times
 
-    def __call__(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> Classified:
+    def __call__(self, images: Sequence[np.ndarray], boxes: np.ndarray, wanted: np.ndarray | None = None) -> Classified:
         """The faces cropped around ``boxes`` (frames, faces, 4) of ``images`` (one per frame),
-        frame-major: row ``j * faces + i`` is face ``i`` on frame ``j``."""
+        frame-major: row ``j * faces + i`` is face ``i`` on frame ``j``; with ``wanted``
+        (frames, faces) bool, only those faces, in the same order."""
+        wanted = np.ones(boxes.shape[:2], bool) if wanted is None else wanted
         with timed(self.times, "crop") as step:
-            crops = self.landmarker.crops_of(images, list(boxes))
+            crops = self.landmarker.crops_of(images, [b[w] for b, w in zip(boxes, wanted)])
             step.count = len(crops)
-        faces = self.classify(crops, boxes.reshape(-1, 4))
+        faces = self.classify(crops, boxes[wanted])
         redo = np.flatnonzero(faces.drift > self.cfg.reclassify_drift)
         if len(redo):
             new_boxes = faces.next_boxes[redo]
-            frame_of = redo // boxes.shape[1]
+            frame_of = np.nonzero(wanted)[0][redo]
             crops = self.landmarker.crops_of([images[f] for f in frame_of], list(new_boxes[:, None]))
             faces.replace_rows(redo, self.classify(crops, new_boxes))
         return faces

@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from tracker.config import TrackingConfig
+from tracker.geometry.flow import flowed
 from tracker.inference.classification import FollowedFaces
 from tracker.inference.landmarker import Classified, Landmarker
 from tracker.inference.scans import CutIdentities, Scans
@@ -107,24 +108,35 @@ class Engine:
         around the new landmarks (one more batched call).
         """
         followed = list(self.tracks.live)
-        classified = self.followed([f.image for f in chunk], self.tracks.predicted_boxes(len(chunk))) \
-            if followed else None
+        boxes = self.tracks.predicted_boxes(len(chunk)) if followed else None
+        wanted = self._to_classify(followed, len(chunk))
+        classified = self.followed([f.image for f in chunk], boxes, wanted) if wanted.any() else None
+        row = np.cumsum(wanted.ravel()) - 1
         results = []
         for j, frame in enumerate(chunk):
             faces, uncertain = [], []
             for t_index, track in enumerate(followed):
                 if track not in self.tracks.live:
                     continue       # dropped as a duplicate on an earlier frame of the chunk
-                i = j * len(followed) + t_index
-                face = _face(classified, i, track.face_id)
-                if classified.confidence[i] < self.cfg.lost_confidence:
+                source, i = classified, (row[j * len(followed) + t_index] if wanted[j, t_index] else -1)
+                if not wanted[j, t_index]:
+                    before = chunk[j - 1].image if j else self._last_image
+                    moved = flowed(before, frame.image, track.landmarks)
+                    if moved is not None:
+                        faces.append(track.carried(moved, self.frames_seen))
+                        continue
+                    # the flow lost it (gone, turned, a cut the cut detector missed): classified after all
+                    source, i = self.followed([frame.image], boxes[j:j + 1, t_index:t_index + 1]), 0
+                face = _face(source, i, track.face_id)
+                if source.confidence[i] < self.cfg.lost_confidence:
                     uncertain.append((track, face))
                 else:
                     track.low = 0
                     faces.append(face)
-                    track.move(classified.next_boxes[i], self.frames_seen)
-                    track.landmarks = classified.points[i]
-                    track.confidence = float(classified.confidence[i])
+                    track.move(source.next_boxes[i], self.frames_seen)
+                    track.landmarks = source.points[i]
+                    track.confidence = float(source.confidence[i])
+                    track.face, track.carried_for = face, 0
             self.frames_seen += 1
             faces = self.tracks.drop_duplicates(faces)
             if uncertain or frame.cut or not self.tracks.live:
@@ -140,6 +152,19 @@ class Engine:
             if uncertain:
                 break          # the chunk's later crops were cut around boxes that are now stale
         return results
+
+    def _to_classify(self, followed: list[Track], frames: int) -> np.ndarray:
+        """(frames, tracks) bool: which faces of the chunk go through the classifier. With
+        ``classify_every`` N > 1 a steady face (sure to SHAKY) is classified on one frame in N;
+        on the others it is carried: its estimate followed by optical flow (and where the
+        regressors run, their last result, :class:`tracker.temporal.stage.RegressStage`); the
+        HMM takes such a frame as one without evidence."""
+        wanted = np.ones((frames, len(followed)), bool)
+        every = self.cfg.classify_every
+        for t_index, track in enumerate(followed):
+            if every > 1 and track.face is not None and track.confidence >= SHAKY:
+                wanted[:, t_index] = (track.carried_for + 1 + np.arange(frames)) % every == 0
+        return wanted
 
     # ------------------------------------------------------------------ detection
 

@@ -8,6 +8,7 @@ identity descriptor is known). Where two tracks converge on one face the older i
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -33,6 +34,8 @@ class Track:
     landmarks: np.ndarray | None = None   # its latest estimate (for an identity check at a cut)
     descriptor: np.ndarray | None = None  # who it is (tracker.detection.identity), taken at cuts only
     confidence: float = 1.0    # of its latest estimate
+    face: FaceResult | None = None   # its latest classified estimate (what a frame it is carried through reports)
+    carried_for: int = 0       # frames carried since it was last classified (tracking.classify_every)
 
     def move(self, box: np.ndarray, frame: int) -> None:
         """The face was followed to ``box`` on ``frame``."""
@@ -46,6 +49,17 @@ class Track:
         self.box = box
         self.last_frame = frame
         self.followed += 1
+
+    def carried(self, landmarks: np.ndarray, frame: int) -> FaceResult:
+        """A frame the face is not classified on: its latest estimate moved to ``landmarks``
+        (followed by optical flow), without pose evidence (for the HMM)."""
+        shift = landmarks.mean(0) - self.landmarks.mean(0)
+        self.landmarks = landmarks
+        self.move(self.box + np.tile(shift, 2), frame)
+        self.carried_for += 1
+        self.face = dataclasses.replace(self.face, landmarks=self.landmarks, box=self.box, detected=False,
+                                        log_probs=None, carried=True)
+        return self.face
 
     def hold(self, box: np.ndarray, frame: int) -> None:
         """Keep an uncertain face where it was: its own estimate is not trusted to move the crop."""
