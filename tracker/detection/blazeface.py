@@ -9,7 +9,9 @@ and six keypoints, in input pixels; sigmoid scores; overlapping boxes merged by 
 average (IoU over 0.3).
 
 Faces smaller than about 6 % of the frame's long side are below what the network sees at 192
-px: ``upsample`` 1 also scans the frame's four overlapping quarters, each at 192 px.
+px: ``upsample`` 1 also scans the frame's four overlapping quarters, each at 192 px, in an
+image of 384 px or more (a smaller one, a region around a face in doubt say, is seen whole at
+half its size or more).
 """
 from __future__ import annotations
 
@@ -127,7 +129,7 @@ class BlazeFaceDetector(Detector):
         elif image.shape[2] == 4:
             image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
         regions = [(0, 0, image.shape[1], image.shape[0])]
-        if (self.upsample if upsample is None else int(upsample)) > 0:
+        if (self.upsample if upsample is None else int(upsample)) > 0 and max(image.shape[:2]) >= 2 * SIZE:
             regions += quarters(image.shape)
         rows = np.concatenate([whole_in(self._detect_in(image[y0:y1, x0:x1]), region, image.shape)
                                + [x0, y0, x0, y0, 0] for region in regions for x0, y0, x1, y1 in [region]])
