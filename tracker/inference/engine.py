@@ -16,7 +16,8 @@ finds gets the id of a face of an earlier shot only when dlib's face recognition
 it is the same person (:mod:`tracker.detection.identity`, asked at cuts only; without dlib, never);
 an id lost before a cut is never given by position to a face after it.
 
-The engine reports the classifier's own estimates; the regressors move them afterwards,
+The engine reports the classifier's own estimates (on a frame a steady face is carried
+through, the optical flow's: ``classify_every``); the regressors move them afterwards,
 in the stage after the engine (:class:`tracker.temporal.stage.RegressStage`).
 """
 from __future__ import annotations
@@ -105,7 +106,8 @@ class Engine:
 
         The chunk's crops come from each track's last box moved by its velocity; crops whose
         landmarks drifted more than ``reclassify_drift`` from the crop are classified again
-        around the new landmarks (one more batched call).
+        around the new landmarks (one more batched call). A steady face is left out of the
+        classifier on some frames and carried there by optical flow (:meth:`_to_classify`).
         """
         followed = list(self.tracks.live)
         boxes = self.tracks.predicted_boxes(len(chunk)) if followed else None
@@ -118,12 +120,12 @@ class Engine:
             for t_index, track in enumerate(followed):
                 if track not in self.tracks.live:
                     continue       # dropped as a duplicate on an earlier frame of the chunk
-                source, i = classified, (row[j * len(followed) + t_index] if wanted[j, t_index] else -1)
-                if not wanted[j, t_index]:
-                    before = chunk[j - 1].image if j else self._last_image
-                    moved = flowed(before, frame.image, track.landmarks)
-                    if moved is not None:
-                        faces.append(track.carried(moved, self.frames_seen))
+                if wanted[j, t_index]:
+                    source, i = classified, row[j * len(followed) + t_index]
+                else:
+                    carried = self._carry(track, chunk, j)
+                    if carried is not None:
+                        faces.append(carried)
                         continue
                     # the flow lost it (gone, turned, a cut the cut detector missed): classified after all
                     source, i = self.followed([frame.image], boxes[j:j + 1, t_index:t_index + 1]), 0
@@ -165,6 +167,13 @@ class Engine:
             if every > 1 and track.face is not None and track.confidence >= SHAKY:
                 wanted[:, t_index] = (track.carried_for + 1 + np.arange(frames)) % every == 0
         return wanted
+
+    def _carry(self, track: Track, chunk: Sequence[Frame], j: int) -> FaceResult | None:
+        """The face of ``track`` on frame ``j`` of ``chunk`` without the classifier: its estimate
+        followed from the frame before by optical flow; None where the flow is not to be trusted."""
+        before = chunk[j - 1].image if j else self._last_image
+        moved = flowed(before, chunk[j].image, track.landmarks)
+        return None if moved is None else track.carried(moved, self.frames_seen)
 
     # ------------------------------------------------------------------ detection
 
