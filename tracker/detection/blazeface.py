@@ -131,10 +131,14 @@ class BlazeFaceDetector(Detector):
         regions = [(0, 0, image.shape[1], image.shape[0])]
         if (self.upsample if upsample is None else int(upsample)) > 0 and max(image.shape[:2]) >= 2 * SIZE:
             regions += quarters(image.shape)
-        rows = np.concatenate([whole_in(self._detect_in(image[y0:y1, x0:x1]), region, image.shape)
-                               + [x0, y0, x0, y0, 0] for region in regions for x0, y0, x1, y1 in [region]])
+        rows = np.concatenate([self._detect_whole_in(image, region) for region in regions])
         boxes, scores = merge_weighted(rows[:, :4], rows[:, 4])
         return sorted_rows(boxes.astype(np.float32), scores.astype(np.float32))
+
+    def _detect_whole_in(self, image: np.ndarray, region) -> np.ndarray:
+        """Rows in frame pixels of the faces seen whole in ``region`` (x0, y0, x1, y1) of ``image``."""
+        x0, y0, x1, y1 = region
+        return whole_in(self._detect_in(image[y0:y1, x0:x1]), region, image.shape) + [x0, y0, x0, y0, 0]
 
     def _detect_in(self, image: np.ndarray) -> np.ndarray:
         """Rows (x0, y0, x1, y1, score) over the threshold in ``image``'s pixels, unmerged."""
