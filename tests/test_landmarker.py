@@ -53,3 +53,22 @@ def test_test_time_mirroring_makes_the_regressors_mirror_symmetric(sample_clip):
         outputs[flip] = np.abs(flip_horizontal(b, width) - a).max()
         assert np.abs(a - start).mean() > 0.3                      # the regressors moved the points
     assert outputs[True] < 1e-3 < outputs[False]
+
+
+def test_a_hopeless_first_pass_gets_no_second_pass():
+    """``hopeless``: a face whose first pass is less sure than it is classified once; the
+    others get every pass, the same as without the setting."""
+    from clips import sample_face
+
+    from tracker.classifier.model import load_model
+    from tracker.inference.landmarker import Landmarker
+    image, points = sample_face(scale=1.0)
+    face = landmark_box(points)
+    blank = np.array([5.0, 5.0, 60.0, 60.0])                  # the frame's corner: no face
+    landmarker = Landmarker(load_model(), passes=2)
+    plain = landmarker.from_boxes(image, np.stack([face, blank]), regress=False)
+    before = landmarker.crops_classified
+    kept = landmarker.from_boxes(image, np.stack([face, blank]), regress=False, hopeless=0.05)
+    assert plain[1].confidence < 0.05 < plain[0].confidence
+    assert landmarker.crops_classified - before == 3          # 2 passes for the face, 1 for the corner
+    np.testing.assert_allclose(kept[0].landmarks, plain[0].landmarks, atol=0.01)   # batch of 1, not 2

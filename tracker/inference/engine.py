@@ -38,6 +38,8 @@ from tracker.io.sources import Frame
 from tracker.results import FaceResult, FrameResult
 from tracker.timing import StageTimes, timed
 
+HOPELESS = 0.05   # a fresh detection whose first classifier pass is less sure than this gets no second pass
+                  # (on the four shared clips 222 of 373 were; the second pass made 6 of those convincing)
 SHAKY = 0.5    # while a followed face's confidence is under this, frames are classified one at a time: a face
                # lost mid-batch throws away the batch's later crops of every face (event: 32 % of crops)
 
@@ -203,8 +205,11 @@ class Engine:
         """The classifier's estimates (:class:`tracker.inference.landmarker.FaceEstimate`) of the faces in ``boxes``."""
         if not boxes:
             return []
-        with timed(self.times, "classify", len(boxes) * max(1, self.landmarker.passes)):
-            return self.landmarker.from_boxes(frame.image, np.stack(boxes), regress=False)
+        with timed(self.times, "classify") as step:
+            before = self.landmarker.crops_classified
+            estimates = self.landmarker.from_boxes(frame.image, np.stack(boxes), regress=False, hopeless=HOPELESS)
+            step.count = self.landmarker.crops_classified - before
+        return estimates
 
     def _settle_doubts(self, uncertain, found: dict[int, int], occluded: dict[int, int]) -> tuple[list, set]:
         """Each face in doubt restarted (a detection ``found`` it again and is convincing), held

@@ -123,6 +123,7 @@ class Landmarker:
             model.network.to(memory_format=torch.channels_last)   # ~1.8x faster convolutions on CPU
         # Crops cut on the network's device from uploaded frames (roi_align; for a GPU, torch backend only).
         self.device_crops = False
+        self.crops_classified = 0                  # crops through classify(), for the stage counts
         self.crop_size = model.model_config.crop_size
         self.margin = model.model_config.margin
 
@@ -185,6 +186,7 @@ class Landmarker:
         """The classifier on ``crops`` cut around ``boxes`` (N, 4), read: landmarks, the box
         they suggest, its drift from the crop's, and where to crop next: the box refinement's
         box when ``refine_box`` and the model has one, else the landmarks' own box."""
+        self.crops_classified += len(crops)
         refiner = self.box_refiner if refine_box else None
         embeddings = [] if refiner is not None else None
         post, canon = self.classify_crops(crops, embeddings)
@@ -234,19 +236,24 @@ class Landmarker:
         return out
 
     def from_boxes(self, image: np.ndarray, boxes: np.ndarray, regress: bool = True,
-                   features: bool = False) -> list[FaceEstimate]:
+                   features: bool = False, hopeless: float = 0.0) -> list[FaceEstimate]:
         """Faces in ``boxes``: ``passes`` classifier passes, then the regressors (unless ``regress`` is false);
         ``features`` keeps the confidence's features on each estimate.
 
         Each pass after the first crops around the box the previous pass suggests: the
         detection refinement's box after the first (when the model has one), else the box
-        of the previous landmarks."""
+        of the previous landmarks. A face whose first pass is less sure than ``hopeless``
+        gets no more passes."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return []
-        for index in range(max(1, self.passes)):
-            faces = self.classify(self.crops(image, boxes), boxes, refine_box=index == 0)
-            boxes = faces.next_boxes
+        faces = self.classify(self.crops(image, boxes), boxes, refine_box=True)
+        again = np.flatnonzero(faces.confidence >= hopeless)
+        for _ in range(1, self.passes):
+            if len(again) == 0:
+                break
+            boxes = faces.next_boxes[again]
+            faces.replace_rows(again, self.classify(self.crops(image, boxes), boxes, refine_box=False))
         points, post, conf, feats = faces.points, faces.post, faces.confidence, faces.features
         final = self.regress(image, points, post.classes[:, 0]) if regress else points
         return [FaceEstimate(box=faces.boxes[i], landmarks=final[i], confidence=float(conf[i]),
@@ -254,7 +261,7 @@ class Landmarker:
                              log_probs=None if post.log_probs is None else post.log_probs[i],
                              classified=points[i] if final is not points else None,
                              features=feats[i] if features else None)
-                for i in range(len(boxes))]
+                for i in range(len(faces.boxes))]
 
     def __call__(self, image: np.ndarray) -> list[FaceEstimate]:
         """The faces of a still image, the fallback detectors tried when the others find none."""
