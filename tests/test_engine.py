@@ -42,3 +42,17 @@ def test_a_face_leaving_the_frame_is_not_looked_for():
     assert held_only([(leaving, 4)], every=1)
     assert not held_only([(leaving, 4), ([100, 100, 200, 200], 4)])   # another face in doubt is due
     assert not held_only([(leaving, 0)], cut=True)
+
+
+def test_scans_with_no_face_followed_upsample_every_nth_frame_or_while_faces_are_small():
+    scans = Scans(None, TrackingConfig())
+    assert scans.upsample_due(1)
+    frame = Frame(10, 0.0, FRAME.image)
+    scans._mark_scanned(frame, 10, upsampled=True, boxes=[np.array([100, 100, 200, 200])])   # a large face
+    assert [scans.upsample_due(s) for s in range(11, 15)] == [False, False, False, True]
+    scans._mark_scanned(frame, 20, upsampled=True, boxes=[np.array([100, 100, 130, 130])])   # 30 px of 640
+    assert all(scans.upsample_due(s) for s in range(21, 24))       # the small face keeps them on
+    scans._mark_scanned(frame, 21, upsampled=False)                  # a cheaper scan changes nothing
+    assert scans.upsample_due(22)
+    scans._mark_scanned(frame, 23, upsampled=True, boxes=[])        # the small face gone
+    assert scans.upsample_due(24) and not scans.upsample_due(25)
