@@ -1,5 +1,7 @@
 """The registry of live and lost tracks (tracker/inference/tracks.py): ids by place, duplicates,
 forgetting, and each track's box and velocity (no model needed)."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -105,7 +107,7 @@ def test_tracks_are_steady_after_two_followed_frames_of_every_track_all_sure_eno
     assert not tracks.steady(0.5)
     b.move(box(302), frame=3)
     assert tracks.steady(0.5)
-    b.confidence = 0.4                 # about to be lost: frames go one at a time
+    b.face = SimpleNamespace(confidence=0.4)     # about to be lost: frames go one at a time
     assert not tracks.steady(0.5) and tracks.steady(0.3)
 
 

@@ -69,7 +69,7 @@ class Engine:
         self.scans.reset()
         self.frames_seen = 0
         self._shape = None                    # frame size of the current scene
-        self._last_image = None               # the latest frame (the tracks' side of a cut)
+        self._last_frame = None               # the latest frame (the tracks' side of a cut)
 
     def close(self) -> None:
         """Stop the scan worker thread (after the scan in progress, whose result is dropped)."""
@@ -96,7 +96,7 @@ class Engine:
         shape = frame.image.shape[:2]
         if self._shape is not None and (frame.cut or self._shape != shape):
             if self.identities is not None and not frame.name:
-                self.identities.describe(self.tracks.live, self._last_image)
+                self.identities.describe(self.tracks.live, None if self._last_frame is None else self._last_frame.image)
             self.tracks.end_shot()
             self.scans.drop_pending()             # a scan of the last shot finds nothing for this one
         self._shape = shape
@@ -139,7 +139,6 @@ class Engine:
                     faces.append(face)
                     track.move(source.next_boxes[i], self.frames_seen)
                     track.landmarks = source.points[i]
-                    track.confidence = float(source.confidence[i])
                     track.face, track.carried_for = face, 0
             self.frames_seen += 1
             faces = self.tracks.drop_duplicates(faces)
@@ -152,7 +151,7 @@ class Engine:
                 if newcomers is not None:
                     faces += self._scan(frame, faces, boxes=newcomers)
             results.append(FrameResult(frame, tuple(sorted(faces, key=lambda f: f.face_id))))
-            self._last_image = frame.image
+            self._last_frame = frame
             if uncertain:
                 break          # the chunk's later crops were cut around boxes that are now stale
         return results
@@ -173,8 +172,8 @@ class Engine:
     def _carry(self, track: Track, chunk: Sequence[Frame], j: int) -> FaceResult | None:
         """The face of ``track`` on frame ``j`` of ``chunk`` without the classifier: its estimate
         followed from the frame before by optical flow; None where the flow is not to be trusted."""
-        before = chunk[j - 1].image if j else self._last_image
-        moved = flowed(before, chunk[j].image, track.landmarks)
+        before = chunk[j - 1] if j else self._last_frame
+        moved = flowed(before.gray, chunk[j].gray, track.landmarks)
         return None if moved is None else track.carried(moved, self.frames_seen)
 
     # ------------------------------------------------------------------ detection

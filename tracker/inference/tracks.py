@@ -33,7 +33,6 @@ class Track:
     shot: int = 0              # the shot (count of cuts before it) it was seen in
     landmarks: np.ndarray | None = None   # its latest estimate (for an identity check at a cut)
     descriptor: np.ndarray | None = None  # who it is (tracker.detection.identity), taken at cuts only
-    confidence: float = 1.0    # of its latest estimate
     face: FaceResult | None = None   # its latest classified estimate (what a frame it is carried through reports)
     carried_for: int = 0       # frames carried since it was last classified (tracking.classify_every)
 
@@ -49,6 +48,11 @@ class Track:
         self.box = box
         self.last_frame = frame
         self.followed += 1
+
+    @property
+    def confidence(self) -> float:
+        """Of its latest classified estimate (1 before it has one)."""
+        return 1.0 if self.face is None else self.face.confidence
 
     def carried(self, landmarks: np.ndarray, frame: int) -> FaceResult:
         """A frame the face is not classified on: its latest estimate moved to ``landmarks``

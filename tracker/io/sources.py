@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
@@ -33,6 +34,12 @@ class Frame:
     name: str = ""             # file name for image inputs
     cut: bool = False          # starts a new shot (set by tracker.inference.cuts.mark_cuts on the decode thread)
     cells: object = None       # its tracker.inference.cuts.FrameSummary, when mark_cuts made one (what changed where)
+
+    @cached_property
+    def gray(self) -> np.ndarray:
+        """The image in grey levels, made once (optical flow reads it for every carried face,
+        in the engine and in the regressors' stage)."""
+        return cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
 
 
 def list_images(path) -> list[Path]:

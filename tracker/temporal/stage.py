@@ -151,14 +151,14 @@ class RegressStage:
     def __init__(self, regress, times: StageTimes | None = None):
         self.regress = regress
         self.times = times              # a StageTimes to add "regress" seconds to (the engine's)
-        self._last: tuple = (None, {})  # the previous frame's image and {face_id: its regressed landmarks}
+        self._last: tuple = (None, {})  # the previous frame and {face_id: its regressed landmarks}
 
     def push(self, result: FrameResult) -> list[FrameResult]:
         faces = list(result.faces)
-        image, previous = self._last
+        before, previous = self._last
         flow = []
         for i, face in enumerate(faces):      # carried (not classified on this frame): the last result followed
-            moved = flowed(image, result.frame.image, previous[face.face_id]) \
+            moved = flowed(before.gray, result.frame.gray, previous[face.face_id]) \
                 if face.carried and face.face_id in previous and not result.frame.cut else None
             if moved is not None:
                 faces[i] = dataclasses.replace(face, landmarks=moved)
@@ -172,7 +172,7 @@ class RegressStage:
                 moved = self.regress(result.frame.image, points, classes)
                 for row, i in enumerate(rows):
                     faces[i] = dataclasses.replace(faces[i], landmarks=moved[row])
-        self._last = (result.frame.image, {f.face_id: f.landmarks for f in faces if not f.held})
+        self._last = (result.frame, {f.face_id: f.landmarks for f in faces if not f.held})
         return [FrameResult(result.frame, tuple(faces))]
 
     def flush(self) -> list[FrameResult]:
