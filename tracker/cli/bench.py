@@ -29,6 +29,11 @@ def parser(prog: str = "facetrack bench"):
                         "(../shared/peers/setup-mediapipe.sh makes its environment; skipped, saying why, where "
                         "it cannot), with the frames each finds a face on, our detector share and crops per face")
     p.add_argument("--peers", metavar="DIR", help="the peers folder for --footage (default ../shared/peers)")
+    p.add_argument("--reference", metavar="ONNX",
+                   help="for --footage: recall and precision of every tracker against this CenterFace model "
+                        "(default: the one ../shared/peers/setup-centerface.sh fetches; 'none' skips)")
+    p.add_argument("--reference-every", type=int, default=10, metavar="N",
+                   help="the reference detector runs on one frame in N (default 10)")
     p.add_argument("--frames", type=int, help="stop after this many frames (default: the whole clip)")
     p.add_argument("--config", help="tracking YAML (default: built-in values)")
     add_overrides(p, "tracking.batch_size=1")
@@ -123,17 +128,43 @@ def _bench_footage(args, config) -> int:
         raise UsageError(f"--footage: {args.footage}: no such folder")
     peers = Path(args.peers) if args.peers else SHARED / "peers"
     python, skipped = mediapipe_python(peers)
+    reference, reference_skipped = _reference_detector(args.reference, peers)
+    if args.reference_every < 1:
+        raise UsageError(f"--reference-every: expected 1 or more, got {args.reference_every}")
     tracker = Tracker(args.model, args.device, config=config)
     rows = []
     for name, clip in footage(Path(args.footage) if args.footage else None):
         try:
             rows.append(bench_clip(name, clip, tracker, _process_options(args), None if python is None else
-                                   (python, peers), dlib=not args.no_baseline))
+                                   (python, peers), dlib=not args.no_baseline, reference=reference,
+                                   every=args.reference_every))
         except RuntimeError as exc:
             raise UsageError(str(exc)) from None
-    print(json.dumps({"clips": rows, "mediapipe_skipped": skipped}, indent=1) if args.json
-          else format_footage(rows, skipped))
+    print(json.dumps({"clips": rows, "mediapipe_skipped": skipped, "reference_skipped": reference_skipped,
+                      "reference_every": args.reference_every}, indent=1) if args.json
+          else format_footage(rows, skipped, reference_skipped, args.reference_every))
     return EXIT_OK
+
+
+def _reference_detector(option: str | None, peers):
+    """The reference detector for recall (:class:`tracker.evaluation.recall.CenterFace`), or
+    None and why not: ``option`` is its ONNX file, 'none', or None (the peers' setup script)."""
+    from pathlib import Path
+
+    from tracker.evaluation.footage import centerface_file
+    from tracker.evaluation.recall import CenterFace
+    if option == "none":
+        return None, "--reference none"
+    if option is None:
+        option, why = centerface_file(peers)
+        if option is None:
+            return None, why
+    if not Path(option).is_file():
+        raise UsageError(f"--reference: {option}: no such file")
+    try:
+        return CenterFace(option), ""
+    except Exception as exc:          # OpenCV's error for a file that is not an ONNX model
+        raise UsageError(f"--reference: {option}: not a model OpenCV can read ({str(exc).splitlines()[0]})") from None
 
 
 def _process_options(args) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from tracker.evaluation.bench import SAMPLE_CLIP, dlib_command, process_run, run_tracker, scratch_csv, tracker_command
+from tracker.evaluation.recall import EVERY, MIN_WIDTH, STRONG, WEAK, reference_faces, score_csv
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 CLIPS = ("hikers", "event", "selfie-rotated", "tears-of-steel")      # in SHARED/data/videos/NAME/vid.mp4
@@ -21,21 +22,30 @@ def footage(videos: Path | None = None) -> list[tuple[str, Path]]:
     return [("sample", SAMPLE_CLIP)] + [(name, path) for name, path in found if path.is_file()]
 
 
-def mediapipe_python(peers: Path) -> tuple[str | None, str]:
-    """The MediaPipe peer's python (made by ``peers/setup-mediapipe.sh`` on first use), or
+def made_by(setup: Path) -> tuple[str | None, str]:
+    """The path a peers setup script prints last (it makes what is missing, on first use), or
     None and why it cannot be had."""
-    setup = peers / "setup-mediapipe.sh"
     if not setup.is_file():
         return None, f"{setup} not found"
     try:
         made = subprocess.run(["bash", str(setup)], capture_output=True, text=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"{setup} failed: {exc}"
-    python = made.stdout.strip().splitlines()[-1] if made.stdout.strip() else ""
-    if made.returncode != 0 or not Path(python).is_file():
+    path = made.stdout.strip().splitlines()[-1] if made.stdout.strip() else ""
+    if made.returncode != 0 or not Path(path).is_file():
         last = (made.stderr.strip().splitlines() or ["no output"])[-1]
         return None, f"{setup} failed (exit {made.returncode}): {last}"
-    return python, ""
+    return path, ""
+
+
+def mediapipe_python(peers: Path) -> tuple[str | None, str]:
+    """The MediaPipe peer's python (made by ``peers/setup-mediapipe.sh``), or None and why not."""
+    return made_by(peers / "setup-mediapipe.sh")
+
+
+def centerface_file(peers: Path) -> tuple[str | None, str]:
+    """The reference detector's ONNX file (fetched by ``peers/setup-centerface.sh``), or None and why not."""
+    return made_by(peers / "setup-centerface.sh")
 
 
 def mediapipe_command(python: str, peers: Path, clip, csv_path) -> list[str]:
@@ -61,23 +71,30 @@ def run_peer(name: str, argv: list[str], csv_path: str) -> dict:
 
 
 def bench_clip(name: str, clip: Path, tracker, extra: tuple[str, ...], mediapipe: tuple[str, Path] | None,
-               dlib: bool) -> dict:
+               dlib: bool, reference=None, every: int = EVERY) -> dict:
     """One clip: our whole process, the dlib loop's, MediaPipe's (when ``mediapipe`` is its
-    (python, peers folder)), then our stage counts from a run in this process."""
+    (python, peers folder)), then our stage counts from a run in this process. With a
+    ``reference`` detector (:class:`tracker.evaluation.recall.CenterFace`), each one's recall
+    and precision against it (MediaPipe's loop reads a turned clip as stored: not scored there)."""
     row = {"clip": name, "path": str(clip)}
-    row["ours"] = run_peer("facetrack", tracker_command(clip, scratch_csv("ft"), extra), scratch_csv("ft"))
+    faces, turned = reference_faces(clip, reference, every) if reference is not None else (None, False)
+    runs = [("ours", "facetrack", tracker_command(clip, scratch_csv("ft"), extra), scratch_csv("ft"))]
     if dlib:
-        row["dlib"] = run_peer("dlib loop", dlib_command(clip, scratch_csv("dlib"), 0), scratch_csv("dlib"))
+        runs.append(("dlib", "dlib loop", dlib_command(clip, scratch_csv("dlib"), 0), scratch_csv("dlib")))
     if mediapipe is not None:
-        row["mediapipe"] = run_peer("MediaPipe loop", mediapipe_command(*mediapipe, clip, scratch_csv("mp")),
-                                    scratch_csv("mp"))
+        runs.append(("mediapipe", "MediaPipe loop", mediapipe_command(*mediapipe, clip, scratch_csv("mp")),
+                     scratch_csv("mp")))
+    for key, what, argv, csv_path in runs:
+        row[key] = run_peer(what, argv, csv_path)
+        if faces is not None and not (turned and key == "mediapipe"):
+            row[key]["reference"] = score_csv(csv_path, faces).as_dict()
     stats = run_tracker(clip, tracker, scratch_csv("ft-in-process"))
     row.update(frames=stats["frames"], detector_share=stats["detector_frame_share"],
                crops_per_face=stats["crops_per_face"], fps_in_process=stats["fps"])
     return row
 
 
-def format_footage(rows: list[dict], skipped: str) -> str:
+def format_footage(rows: list[dict], skipped: str, reference_skipped: str = "", every: int = EVERY) -> str:
     """The footage table (markdown), a note on any peer left out."""
     head = ("| clip | frames | facetrack | dlib loop | MediaPipe loop | vs dlib | vs MediaPipe "
             "| faces on (ft / dlib / MP) | detector on | crops per face | first frame | peak RSS |")
@@ -91,7 +108,34 @@ def format_footage(rows: list[dict], skipped: str) -> str:
             f"| {r['crops_per_face']:.2f} | {ours['first_frame_s']:.2f} s | {ours['peak_rss_mb']:.0f} MB |")
     if skipped:
         lines.append(f"\nMediaPipe loop skipped: {skipped}")
+    if any("reference" in r["ours"] for r in rows):
+        lines += ["", *format_recall(rows, every)]
+    elif reference_skipped:
+        lines.append(f"\nRecall not measured: {reference_skipped}")
     return "\n".join(lines)
+
+
+def format_recall(rows: list[dict], every: int = EVERY) -> list[str]:
+    """The recall table (markdown lines): each tracker's faces against the reference detector."""
+    lines = ["| clip | reference faces | recall (ft / dlib / MP) | precision (ft / dlib / MP) | faces missed (frame: px) |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        ours = r["ours"].get("reference")
+        if ours is None:
+            continue
+        scores = [r.get(k, {}).get("reference") for k in ("ours", "dlib", "mediapipe")]
+        missed = ", ".join(f"{frame}: {px}" for frame, px in ours["missed"][:8]) + (" ..." * (len(ours["missed"]) > 8))
+        lines.append(f"| {r['clip']} | {ours['reference_faces']} | {_scores(scores, 'recall')} "
+                     f"| {_scores(scores, 'precision')} | {missed or '-'} |")
+    lines.append(f"\nReference: CenterFace at full resolution on one frame in {every}; a face counts from {MIN_WIDTH} px "
+                 f"wide and score {STRONG}, ours are right inside a box of score {WEAK}. It misses some small, turned "
+                 "and blurred faces, which then count against precision. MediaPipe is not scored on a clip stored "
+                 "turned (it reads it as stored).")
+    return lines
+
+
+def _scores(scores: list, key: str) -> str:
+    return " / ".join("-" if s is None else f"{s[key]:.2f}" for s in scores)
 
 
 def _secs(run: dict | None) -> str:

@@ -251,6 +251,11 @@ class VideoSource:
         if not self.skipped and self._ends_early(index, last_timestamp):
             self.truncated = True
 
+    @property
+    def turned(self) -> bool:
+        """Whether the latest frame was turned to its displayed orientation (a rotation flag)."""
+        return self._turn is not None
+
     def _upright(self, frame) -> np.ndarray:
         """The frame as BGR in its displayed orientation. The display matrix rides on each
         frame (a frame without one keeps the last seen); turning costs one cv2 call, and
