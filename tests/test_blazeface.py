@@ -6,7 +6,7 @@ from clips import background, paste_face, sample_face
 
 from tracker.config import ConfigError, track_config
 from tracker.detection import blazeface
-from tracker.detection.blazeface import BlazeFaceDetector, letterbox, merge_weighted, quarters, whole_in
+from tracker.detection.blazeface import BlazeFaceDetector, grid, letterbox, merge_weighted, tiles, whole_in
 from tracker.detection.detectors import detector_chain
 from tracker.geometry.boxes import iou, landmark_box
 
@@ -50,10 +50,29 @@ def test_merge_weighted_averages_one_face_by_score():
 def test_quarters_cover_the_frame_and_overlap_at_the_seams():
     h, w = 480, 640
     covered = np.zeros((h, w), int)
-    for x0, y0, x1, y1 in quarters((h, w, 3)):
+    for x0, y0, x1, y1 in grid((h, w, 3), 2, 2):
         covered[y0:y1, x0:x1] += 1
     assert covered.min() >= 1
     assert covered[h // 2, w // 2] == 4 and covered[0, w // 2] == 2 and covered[0, 0] == 1
+
+
+@pytest.mark.parametrize("shape, upsample, count, largest", [
+    ((480, 640), 0, 0, 0),          # the whole frame alone sees faces of ~40 px
+    ((480, 640), 1, 4, 384),        # the quarters: ~20 px
+    ((300, 300), 1, 0, 0),          # too small to split
+    ((540, 960), 0, 2, 576),        # two tiles across
+    ((1080, 1920), 0, 6, 768),      # 3 x 2
+    ((1080, 1920), 1, 6, 768),      # already finer than the quarters
+])
+def test_tiles_keep_40_px_faces_in_sight(shape, upsample, count, largest):
+    regions = tiles(shape, upsample)
+    assert len(regions) == count
+    if regions:
+        assert max(max(x1 - x0, y1 - y0) for x0, y0, x1, y1 in regions) == largest
+        covered = np.zeros(shape, int)
+        for x0, y0, x1, y1 in regions:
+            covered[y0:y1, x0:x1] += 1
+        assert covered.min() >= 1
 
 
 def test_faces_cut_by_an_inner_seam_are_left_to_the_other_regions():

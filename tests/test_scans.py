@@ -174,3 +174,25 @@ def test_the_engine_skips_the_detector_on_idle_frames():
     finally:
         engine.close()
     assert len(detector.calls) == 3 and all(not r.faces for r in results)
+
+
+def test_a_face_that_comes_in_is_found_within_ten_frames():
+    """While one face is followed, a second of 60 px that appears on frame 19 is in the
+    results within 10 frames (the periodic scan every redetect_every = 8 frames, its result
+    used 2 frames later; every 16 frames it took 16), and stays."""
+    from clips import background, paste_face, sample_face
+
+    from tracker.api import Tracker
+    face, points = sample_face(1.0)
+    frames = []
+    for i in range(40):
+        frame = background(640, 480, seed=3)
+        paste_face(frame, face, points, side=150, centre=(170 + i, 240))
+        if i >= 18:
+            paste_face(frame, face, points, side=60, centre=(500, 200))
+        frames.append(frame)
+    with Tracker(device="cpu").track(frames) as stream:
+        right = [any(f.landmarks[:, 0].mean() > 400 for f in r.faces) for r in stream]
+    assert not any(right[:18])
+    first = right.index(True)
+    assert first <= 18 + 10 and all(right[first:])

@@ -1,11 +1,20 @@
 """The temporal stage: per-face fixed-lag HMM decoding and 3-frame smoothing."""
+import dataclasses
+
 import numpy as np
 import pytest
 
 from tracker.io.sources import Frame
 from tracker.results import FaceResult, FrameResult
 from tracker.temporal.hmm import pose_transitions
-from tracker.temporal.stage import HmmStage, TemporalStage, ThreeFrameSmoother, decoded_landmarks
+from tracker.temporal.stage import (
+    REAPPEAR,
+    HmmStage,
+    SettledHolds,
+    TemporalStage,
+    ThreeFrameSmoother,
+    decoded_landmarks,
+)
 
 K = 7
 BOX = np.array([0.0, 0.0, 100.0, 100.0])
@@ -110,3 +119,33 @@ def test_temporal_stage_chains_and_flushes(hmm_parts):
     stage = TemporalStage(HmmStage(tr, t, tau=0.03, lag=2), ThreeFrameSmoother())
     out, when = run(stage, [frame(i + 1, face(0, 3)) for i in range(6)])
     assert [r.frame.index for r in out] == [1, 2, 3, 4, 5, 6] and when == [3, 4, 5]
+
+
+def held(face_id: int) -> FaceResult:
+    return dataclasses.replace(face(face_id, 3), held=True)
+
+
+def test_held_frames_wait_for_the_face_to_come_back():
+    # Face 0 is held on frames 2-3 and seen again on 4: kept. Face 1 is held on 3-4, then stays away: dropped.
+    frames = [frame(1, face(0, 3), face(1, 3)), frame(2, held(0), face(1, 3)), frame(3, held(0), held(1)),
+              frame(4, face(0, 3), held(1))] + [frame(i, face(0, 3)) for i in range(5, 6 + REAPPEAR)]
+    out, when = run(SettledHolds(), frames)
+    assert [r.frame.index for r in out] == list(range(1, 6 + REAPPEAR))
+    assert when[:2] == [0, 3]                   # frame 1 at once, frame 2 once face 0 is back
+    assert when[2:5] == [4 + REAPPEAR] * 3      # frames 3-5 once face 1 stayed away REAPPEAR frames
+    kept = [[(f.face_id, f.held) for f in r.faces] for r in out[:4]]
+    assert kept == [[(0, False), (1, False)], [(0, True), (1, False)], [(0, True)], [(0, False)]]
+
+
+def test_a_face_back_after_a_short_gap_keeps_its_held_frames():
+    frames = [frame(1, face(0, 3)), frame(2, held(0)), frame(3), frame(4), frame(5, face(0, 3))]
+    out, when = run(SettledHolds(), frames)
+    assert [[f.face_id for f in r.faces] for r in out] == [[0], [0], [], [], [0]] and when == [0, 4, 4, 4, 4]
+
+
+def test_a_held_face_the_detector_still_sees_is_kept():
+    # Face 0 held on 2-4; the detector found it on 3 (its estimate unconvincing); then gone.
+    seen = dataclasses.replace(held(0), detected=True)
+    out, _ = run(SettledHolds(), [frame(1, face(0, 3)), frame(2, held(0)), frame(3, seen), frame(4, held(0)),
+                                  frame(5)])
+    assert [[f.face_id for f in r.faces] for r in out] == [[0], [0], [0], [], []]

@@ -127,9 +127,12 @@ class TrackingConfig:
     fallback: str = "auto"             # last resort on a still image the chain finds no face in: auto (dlib's CNN
                                        # where it loads) | cnn | none
     cuts: str = "auto"                 # shot changes: auto (detected) | every_frame (unrelated photos) | never
-    redetect_every: int = 16           # frames between detector scans for new faces while tracking (0: never)
-    scan_upsample: int = 0             # dlib upsampling for those scans (0: ~4x cheaper, faces over ~50 px)
-    scan_scale: float = 1.3            # those scans see the frame resized by this (1.3: faces down to ~40 px)
+    redetect_every: int = 8            # frames between detector scans for new faces while tracking (0: never;
+                                       # 8: a face that comes in is found within 10 frames)
+    scan_upsample: int = 0             # upsampling for those scans (BlazeFace: 1 adds the quarters; dlib: 0 is ~4x
+                                       # cheaper, faces over ~50 px)
+    scan_scale: float = 1.0            # those scans see the frame resized by this (dlib: 1.3 finds faces down to
+                                       # ~40 px; BlazeFace: no use)
     lost_confidence: float = 0.3       # a face whose confidence (probability it is right) falls below this is lost
     held_scan_every: int = 4           # while a face is held (its confidence fell), the detector looks every N frames
     empty_scan_every: int = 1          # while no face is followed, the detector scans every N frames (1: every
@@ -161,7 +164,8 @@ class TemporalConfig:
     neighbours: int = 32               # pose classes each class may move to between frames
     prune_top: int = 512               # decode only the M best states per frame (0: all K, exact)
     smoothing: bool = True             # 3-frame low-pass on the decoded landmarks
-    hold_frames: int = 12              # frames a face whose confidence fell is kept, the HMM carrying it
+    hold_frames: int = 12              # frames a face whose confidence fell is kept, the HMM carrying it; in files
+                                       # written only when the face comes back (a face lost instead was gone)
 
 
 @dataclass(frozen=True)

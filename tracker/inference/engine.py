@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from tracker.config import TrackingConfig
+from tracker.geometry.boxes import iou
 from tracker.geometry.flow import flowed
 from tracker.inference.classification import FollowedFaces
 from tracker.inference.landmarker import Classified, Landmarker
@@ -40,6 +41,8 @@ from tracker.timing import StageTimes, timed
 
 HOPELESS = 0.05   # a fresh detection whose first classifier pass is less sure than this gets no second pass
                   # (on the four shared clips 222 of 373 were; the second pass made 6 of those convincing)
+MOVED = 0.5        # a held face the detector finds overlapping its box less than this (IoU) moved there
+FAINT_CHECK = 8    # frames between the detector's looks at a faint face (one the classifier is not sure of)
 SHAKY = 0.5    # while a followed face's confidence is under this, frames are classified one at a time: a face
                # lost mid-batch throws away the batch's later crops of every face (event: 32 % of crops)
 
@@ -122,6 +125,9 @@ class Engine:
             for t_index, track in enumerate(followed):
                 if track not in self.tracks.live:
                     continue       # dropped as a duplicate on an earlier frame of the chunk
+                if track.faint:
+                    self._follow_faint(track, chunk, j, faces, uncertain)
+                    continue
                 if wanted[j, t_index]:
                     source, i = classified, row[j * len(followed) + t_index]
                 else:
@@ -142,19 +148,38 @@ class Engine:
                     track.face, track.carried_for = face, 0
             self.frames_seen += 1
             faces = self.tracks.drop_duplicates(faces)
-            if uncertain or frame.cut or not self.tracks.live:
-                self.scans.drop_pending()
+            if frame.cut or not self.tracks.live:
+                self.scans.drop_pending()         # the whole frame is scanned now
                 skip = self.scans.skips_detector(frame, uncertain, bool(self.tracks.live), self.frames_seen)
                 faces += self._scan(frame, faces, uncertain, boxes=[] if skip else None)
             else:
                 newcomers = self.scans.newcomers(frame, self.frames_seen, self.tracks.boxes())
-                if newcomers is not None:
+                if uncertain:                     # looked for around them, beside any newcomers due
+                    skip = self.scans.skips_detector(frame, uncertain, True, self.frames_seen)
+                    faces += self._scan(frame, faces, uncertain, boxes=[] if skip else None, newcomers=newcomers)
+                elif newcomers is not None:
                     faces += self._scan(frame, faces, boxes=newcomers)
             results.append(FrameResult(frame, tuple(sorted(faces, key=lambda f: f.face_id))))
             self._last_frame = frame
-            if uncertain:
-                break          # the chunk's later crops were cut around boxes that are now stale
+            if any(not track.faint or track not in self.tracks.live for track, _ in uncertain):
+                break          # the chunk's later crops were cut around boxes that are now stale (a faint
+                               # face that stays faint has none: it is carried by optical flow)
         return results
+
+    def _follow_faint(self, track: Track, chunk: Sequence[Frame], j: int, faces: list, uncertain: list) -> None:
+        """A faint face on frame ``j`` of ``chunk``: carried by optical flow (held: the frame
+        is kept only once the detector sees the face again), and every FAINT_CHECK frames, or
+        where the flow loses it, put in doubt, so that the detector looks for it there
+        (:meth:`_settle_doubts`)."""
+        carried = self._carry(track, chunk, j)
+        if carried is None:
+            uncertain.append((track, track.face))
+            return
+        face = dataclasses.replace(carried, held=True)
+        if track.carried_for % FAINT_CHECK == 0:
+            uncertain.append((track, face))
+        else:
+            faces.append(face)
 
     def _to_classify(self, followed: list[Track], frames: int) -> np.ndarray:
         """(frames, tracks) bool: which faces of the chunk go through the classifier. With
@@ -165,7 +190,9 @@ class Engine:
         wanted = np.ones((frames, len(followed)), bool)
         every = self.cfg.classify_every
         for t_index, track in enumerate(followed):
-            if every > 1 and track.face is not None and track.confidence >= SHAKY:
+            if track.faint:
+                wanted[:, t_index] = False
+            elif every > 1 and track.face is not None and track.confidence >= SHAKY:
                 wanted[:, t_index] = (track.carried_for + 1 + np.arange(frames)) % every == 0
         return wanted
 
@@ -178,25 +205,30 @@ class Engine:
 
     # ------------------------------------------------------------------ detection
 
-    def _scan(self, frame: Frame, tracked: list[FaceResult], uncertain=(), boxes=None) -> list[FaceResult]:
+    def _scan(self, frame: Frame, tracked: list[FaceResult], uncertain=(), boxes=None,
+              newcomers=None) -> list[FaceResult]:
         """Run the detector (or take a newcomer scan's ``boxes``): faces not already tracked get
-        a track (an old id if one was lost there).
+        a track (an old id if one was lost there). ``newcomers``: the boxes of a newcomer scan
+        due on this frame, added to the detector's (which looked only around faces in doubt).
 
         ``uncertain`` (track, face) pairs fell below the confidence threshold on this frame.
-        A detection on such a face restarts it under its id (it moved too fast, say); one the
-        detector cannot see either (occlusion) is held for up to ``hold_frames`` frames with
-        its crop frozen, then lost.
+        A detection on such a face restarts it under its id (it moved too fast, say). One the
+        detector cannot see (occlusion), or sees but whose estimate there is no more
+        convincing, is held for up to ``hold_frames`` frames, then lost: its crop frozen, or
+        moved to the detection.
         """
         if boxes is None:
             boxes = self.scans.detect(frame, uncertain, self.frames_seen)
+        if newcomers is not None:
+            boxes = list(boxes) + untracked(newcomers, [], boxes)
         self.tracks.forget(self.frames_seen, self.cfg.forget_after)
         boxes = untracked(boxes, tracked)[:max(0, self.cfg.max_faces - len(tracked))]
         found = found_again(boxes, uncertain)
         estimates = self._estimates(frame, boxes)
         # A face found again whose fresh estimate is no more convincing is occluded, not
-        # misplaced: while it may be held it stays in its box (the HMM carries it) and the
-        # detection is dropped.
-        occluded = {fid: k for fid, k in found.items() if estimates[k].confidence < self.cfg.lost_confidence}
+        # misplaced: while it may be held the HMM carries it, in its box unless the detection
+        # moved (MOVED), and the detection is dropped.
+        occluded = {fid: estimates[k] for fid, k in found.items() if estimates[k].confidence < self.cfg.lost_confidence}
         held, dropped = self._settle_doubts(uncertain, found, occluded)
         return held + self._start_tracks(frame, estimates, found, dropped)
 
@@ -210,24 +242,45 @@ class Engine:
             step.count = self.landmarker.crops_classified - before
         return estimates
 
-    def _settle_doubts(self, uncertain, found: dict[int, int], occluded: dict[int, int]) -> tuple[list, set]:
+    def _settle_doubts(self, uncertain, found: dict[int, int], occluded: dict) -> tuple[list, set]:
         """Each face in doubt restarted (a detection ``found`` it again and is convincing), held
-        (its crop frozen) or lost. Returns the held faces and the indices of the detections
-        dropped for them (taken out of ``found``)."""
+        or lost. A held face stays in its box, or moves to the box of the detection that found
+        it again (``occluded``: face id -> the estimate there, unconvincing), marked
+        ``detected`` (the face is there). Returns the held faces and the indices of the
+        detections dropped for them (taken out of ``found``)."""
         held, dropped = [], set()
         for track, face in uncertain:
             if track.face_id in found and track.face_id not in occluded:
                 self.tracks.stop(track)
                 continue
+            if track.faint:
+                self._recheck_faint(track, occluded.get(track.face_id), held)
+                if track.face_id in occluded:
+                    dropped.add(found.pop(track.face_id))
+                continue
             track.low += 1
             if track.low > self.hold_frames:
                 self.tracks.lose(track)
-            else:
-                track.hold(face.box, self.frames_seen)
-                held.append(dataclasses.replace(face, held=True))
-                if track.face_id in occluded:
-                    dropped.add(found.pop(track.face_id))
+                continue
+            if track.face_id in occluded:    # seen: its evidence stays this frame's own crop's
+                seen_at = occluded[track.face_id].box
+                face = dataclasses.replace(face, box=seen_at if iou(seen_at, face.box) < MOVED else face.box,
+                                           detected=True)
+                dropped.add(found.pop(track.face_id))
+            track.hold(face.box, self.frames_seen)
+            held.append(dataclasses.replace(face, held=True))
         return held, dropped
+
+    def _recheck_faint(self, track: Track, estimate, held: list) -> None:
+        """A faint face the detector looked for: lost where it was not found, else moved to
+        the detection's ``estimate`` (still unconvincing) and reported there, seen."""
+        if estimate is None:
+            self.tracks.lose(track)
+            return
+        face = dataclasses.replace(FaceResult.from_estimate(estimate, track.face_id), held=True)
+        track.box, track.landmarks, track.face, track.carried_for = face.box, face.landmarks, face, 0
+        track.last_frame = self.frames_seen
+        held.append(face)
 
     def _start_tracks(self, frame: Frame, estimates: list, found: dict[int, int], dropped: set) -> list[FaceResult]:
         """A track for each detected face not dropped: under the id of the face in doubt it
@@ -250,8 +303,12 @@ class Engine:
             face_id = self.tracks.id_for(box) if face_id is None else face_id
             track = Track(face_id, box, np.zeros(4), self.frames_seen, shot=self.tracks.shot, landmarks=est.landmarks,
                           descriptor=descriptors.get(index))
-            self.tracks.start(track, follow=est.confidence >= self.cfg.lost_confidence)
-            new_faces.append(FaceResult.from_estimate(est, face_id))
+            face = FaceResult.from_estimate(est, face_id)
+            if est.confidence < self.cfg.lost_confidence:      # unconvincing: followed faintly
+                face = dataclasses.replace(face, held=True)
+                track.faint, track.face = True, face
+            self.tracks.start(track, follow=True)
+            new_faces.append(face)
         return new_faces
 
 

@@ -26,7 +26,7 @@ from tracker.inference.tracks import SAME_FACE_IOU, Track
 from tracker.io.sources import Frame
 from tracker.timing import StageTimes, timed
 
-SCAN_DELAY = 8             # frames from starting a newcomer scan on the worker thread to using its result
+SCAN_DELAY = 2             # frames from starting a newcomer scan on the worker thread to using its result
                            # (at most half of redetect_every, so that one scan ends before the next)
 LARGE_FACE = 100           # px: a face box this large is found by dlib's HOG without upsampling
 QUIET_CHANGE = 6.0         # grey levels: a cell outside the tracked faces that moved less is unchanged
@@ -91,12 +91,19 @@ class Scans:
         every = self.cfg.redetect_every
         return every > 0 and seen - self.last_scan >= every
 
+    def due_result(self, seen: int) -> np.ndarray | None:
+        """The boxes of the newcomer scan whose result is due on frame ``seen``, else None."""
+        if self._pending is not None and self._pending[1] == seen:
+            return self._scan_result()
+        return None
+
     def newcomers(self, frame: Frame, seen: int, track_boxes) -> np.ndarray | None:
         """On a frame whose faces were all followed: the boxes of the newcomer scan whose result
         is due on it, else None, after starting the periodic scan when it is due (or skipping
         it when nothing changed outside ``track_boxes``)."""
-        if self._pending is not None and self._pending[1] == seen:
-            return self._scan_result()
+        boxes = self.due_result(seen)
+        if boxes is not None:
+            return boxes
         if self.due(seen) and self._pending is None:
             if self.quiet_since_scan(frame, track_boxes):
                 self.last_scan = seen

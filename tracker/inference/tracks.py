@@ -35,6 +35,8 @@ class Track:
     descriptor: np.ndarray | None = None  # who it is (tracker.detection.identity), taken at cuts only
     face: FaceResult | None = None   # its latest classified estimate (what a frame it is carried through reports)
     carried_for: int = 0       # frames carried since it was last classified (tracking.classify_every)
+    faint: bool = False        # a detection the classifier was not convinced by: carried by optical flow
+                               # alone, the detector looking again every few frames
 
     def move(self, box: np.ndarray, frame: int) -> None:
         """The face was followed to ``box`` on ``frame``."""
@@ -88,7 +90,7 @@ class Tracks:
     def steady(self, shaky: float) -> bool:
         """Every track was followed for two frames (batches predict boxes from the velocity),
         and none is less sure than ``shaky`` (one about to be lost would end a batch early)."""
-        return bool(self.live) and all(t.followed >= 2 and t.confidence >= shaky for t in self.live)
+        return bool(self.live) and all(t.faint or (t.followed >= 2 and t.confidence >= shaky) for t in self.live)
 
     def predicted_boxes(self, frames: int) -> np.ndarray:
         """(frames, tracks, 4): each live track's box on the next ``frames`` frames, moved by its velocity."""
@@ -148,9 +150,10 @@ class Tracks:
         return self.next_id - 1
 
 
-def untracked(boxes: Sequence[np.ndarray], tracked: Sequence[FaceResult]) -> list[np.ndarray]:
-    """The detections that overlap none of the ``tracked`` faces' landmark boxes (IoU > SAME_FACE_IOU)."""
-    taken = [landmark_box(f.landmarks) for f in tracked]
+def untracked(boxes: Sequence[np.ndarray], tracked: Sequence[FaceResult], taken=()) -> list[np.ndarray]:
+    """The detections that overlap none of the ``tracked`` faces' landmark boxes, nor the boxes
+    ``taken`` (IoU > SAME_FACE_IOU)."""
+    taken = [landmark_box(f.landmarks) for f in tracked] + list(taken)
     return [b for b in boxes if not any(iou(b, t) > SAME_FACE_IOU for t in taken)]
 
 

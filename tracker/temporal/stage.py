@@ -12,6 +12,8 @@ Finally landmarks are averaged with the previous and next frame of the same face
 With the temporal stage off, the regressors still run here, alone: they run in this one
 place, after the engine, whatever the temporal setting.
 A cut (``frame.cut``) ends every face's path: no transition and no average spans it.
+Before all that, on files, a held face waits until it is seen again (:class:`SettledHolds`):
+one that is lost instead left the view or turned away, and its held frames are dropped.
 A path of a single frame (a photo in a folder) keeps that frame's own estimate.
 """
 from __future__ import annotations
@@ -211,28 +213,86 @@ class ThreeFrameSmoother:
         return FrameResult(result.frame, tuple(faces))
 
 
+REAPPEAR = 8      # frames a lost face's id may stay away and still count as having come back
+
+
+class _Hold:
+    """One run of held frames of one face, and what became of it (None: not known yet)."""
+
+    def __init__(self):
+        self.came_back: bool | None = None
+        self.away = 0                           # frames in a row without the face since its last held one
+
+
+class SettledHolds:
+    """Frames handed on once every held face in them is settled. A held face (its confidence
+    fell; the HMM carries it through an occlusion) is kept when the face is seen again under
+    its id, within REAPPEAR frames of its last held frame: unheld, or held where a detector
+    found it (``detected``). When it is not (or the stream ends), the run's held frames are
+    dropped: they showed a face where none was (it had left the view, turned away, or the
+    camera had moved). A frame waits at most the engine's ``hold_frames`` plus REAPPEAR."""
+
+    def __init__(self):
+        self._waiting: deque[tuple[FrameResult, dict[int, _Hold]]] = deque()
+        self._open: dict[int, _Hold] = {}         # face id -> its unsettled run of held frames
+
+    def push(self, result: FrameResult) -> list[FrameResult]:
+        unseen = {face.face_id: face.held and not face.detected for face in result.faces}
+        for face_id, hold in list(self._open.items()):
+            if face_id not in unseen:
+                hold.away += 1
+                if hold.away > REAPPEAR:
+                    self._settle(face_id, came_back=False)
+            elif not unseen[face_id]:
+                self._settle(face_id, came_back=True)
+            else:
+                hold.away = 0
+        holds = {f.face_id: self._open.setdefault(f.face_id, _Hold()) for f in result.faces if unseen[f.face_id]}
+        self._waiting.append((result, holds))
+        return self._settled()
+
+    def flush(self) -> list[FrameResult]:
+        for face_id in list(self._open):
+            self._settle(face_id, came_back=False)
+        return self._settled()
+
+    def _settle(self, face_id: int, came_back: bool) -> None:
+        self._open.pop(face_id).came_back = came_back
+
+    def _settled(self) -> list[FrameResult]:
+        out = []
+        while self._waiting and all(h.came_back is not None for h in self._waiting[0][1].values()):
+            result, holds = self._waiting.popleft()
+            faces = tuple(f for f in result.faces if f.face_id not in holds or holds[f.face_id].came_back)
+            out.append(result if len(faces) == len(result.faces) else FrameResult(result.frame, faces))
+        return out
+
+
 def temporal_stage(cfg, model, live: bool, regress=None, times: StageTimes | None = None) -> "TemporalStage | None":
     """The stages after the engine for a :class:`tracker.config.TemporalConfig` and a model:
-    HMM decoding and smoothing when it is enabled, and between them the regressors
-    (``regress(image, points, classes) -> points``; None: no regressors), their seconds added
-    to ``times``. None when there is nothing to run.
-    Live sources decode with lag 0 and skip the smoothing, which would wait a frame."""
+    held faces settled (files), HMM decoding and smoothing when it is enabled, and between
+    them the regressors (``regress(image, points, classes) -> points``; None: no regressors),
+    their seconds added to ``times``. None when there is nothing to run.
+    Live sources decode with lag 0, show held faces as they come and skip the smoothing,
+    which would wait a frame."""
     hmm = HmmStage(model_transitions(model, cfg.neighbours), model.templates, model.tau,
                    lag=0 if live else cfg.lag, prune_top=cfg.prune_top) if cfg.enabled else None
     smoother = ThreeFrameSmoother() if cfg.enabled and cfg.smoothing and not live else None
     regressors = RegressStage(regress, times) if regress is not None else None
     if hmm is None and regressors is None:
         return None
-    return TemporalStage(hmm, smoother, regressors)
+    settle = SettledHolds() if cfg.enabled and not live else None
+    return TemporalStage(hmm, smoother, regressors, settle)
 
 
 class TemporalStage:
-    """What runs on the engine's results, in order: HMM decoding (optional), the regressors
-    (optional), then 3-frame smoothing (optional); ``push`` / ``flush`` like its parts."""
+    """What runs on the engine's results, in order: held faces settled (optional), HMM decoding
+    (optional), the regressors (optional), then 3-frame smoothing (optional); ``push`` /
+    ``flush`` like its parts."""
 
     def __init__(self, hmm: HmmStage | None, smoother: ThreeFrameSmoother | None,
-                 regress: RegressStage | None = None):
-        self.stages = [s for s in (hmm, regress, smoother) if s is not None]
+                 regress: RegressStage | None = None, settle: SettledHolds | None = None):
+        self.stages = [s for s in (settle, hmm, regress, smoother) if s is not None]
         self.ready: deque[FrameResult] = deque()    # decided, not yet handed on (see drain)
 
     def push(self, result: FrameResult) -> list[FrameResult]:
