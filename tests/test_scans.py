@@ -178,7 +178,7 @@ def test_the_engine_skips_the_detector_on_idle_frames():
 
 def test_a_face_that_comes_in_is_found_within_ten_frames():
     """While one face is followed, a second of 60 px that appears on frame 19 is in the
-    results within 10 frames (the periodic scan every redetect_every = 8 frames, its result
+    results within 10 frames (the periodic scan every redetect_every = 4 frames, its result
     used 2 frames later; every 16 frames it took 16), and stays."""
     from clips import background, paste_face, sample_face
 

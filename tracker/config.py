@@ -127,8 +127,8 @@ class TrackingConfig:
     fallback: str = "auto"             # last resort on a still image the chain finds no face in: auto (dlib's CNN
                                        # where it loads) | cnn | none
     cuts: str = "auto"                 # shot changes: auto (detected) | every_frame (unrelated photos) | never
-    redetect_every: int = 8            # frames between detector scans for new faces while tracking (0: never;
-                                       # 8: a face that comes in is found within 10 frames)
+    redetect_every: int = 4            # frames between detector scans for new faces while tracking (0: never;
+                                       # 4: a face that comes in is found within 6 frames)
     scan_upsample: int = 0             # upsampling for those scans (BlazeFace: 1 adds the quarters; dlib: 0 is ~4x
                                        # cheaper, faces over ~50 px)
     scan_scale: float = 1.0            # those scans see the frame resized by this (dlib: 1.3 finds faces down to
@@ -141,6 +141,8 @@ class TrackingConfig:
     reclassify_drift: float = 0.12     # classify again when the landmarks moved this far from the crop (box sides)
     classify_every: int = 2            # a steady face goes through the classifier on one frame in N; on the others
                                        # its last result is followed by optical flow (1: every frame)
+    faint_faces: bool = True           # a detection the classifier is not sure of is followed by optical flow,
+                                       # the detector looking again every 8 frames (false: written on its frame only)
     detect_passes: int = 2             # classifier passes on a fresh detection
     max_faces: int = 8
     forget_after: int = 60             # frames a lost face's id is kept for, should it come back in place

@@ -285,8 +285,9 @@ class Engine:
     def _start_tracks(self, frame: Frame, estimates: list, found: dict[int, int], dropped: set) -> list[FaceResult]:
         """A track for each detected face not dropped: under the id of the face in doubt it
         ``found`` again, of a face of an earlier shot it is (at a cut), of a face lost at its
-        place, or a new one. An unconvincing detection is reported but not followed; its id
-        waits among the lost."""
+        place, or a new one. An unconvincing detection is followed faintly (``faint_faces``:
+        by optical flow, :meth:`_follow_faint`), or else reported but not followed, its id
+        waiting among the lost."""
         known = [t for t in self.tracks.lost if t.descriptor is not None]
         across, descriptors = {}, {}
         if frame.cut and known and self.identities is not None:
@@ -304,10 +305,11 @@ class Engine:
             track = Track(face_id, box, np.zeros(4), self.frames_seen, shot=self.tracks.shot, landmarks=est.landmarks,
                           descriptor=descriptors.get(index))
             face = FaceResult.from_estimate(est, face_id)
-            if est.confidence < self.cfg.lost_confidence:      # unconvincing: followed faintly
+            unconvincing = est.confidence < self.cfg.lost_confidence
+            if unconvincing and self.cfg.faint_faces:           # followed faintly
                 face = dataclasses.replace(face, held=True)
                 track.faint, track.face = True, face
-            self.tracks.start(track, follow=True)
+            self.tracks.start(track, follow=not unconvincing or self.cfg.faint_faces)
             new_faces.append(face)
         return new_faces
 
