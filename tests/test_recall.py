@@ -83,3 +83,16 @@ def test_the_reference_finds_the_sample_face_once():
     np.testing.assert_array_equal(reference.detect(image, STRONG), found)
     x0, y0, x1, y1, score = found[0]
     assert 60 < x1 - x0 < 250 and 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0] and score >= STRONG
+
+
+def test_the_footage_table_shows_each_trackers_recall_and_says_why_one_is_missing():
+    from tracker.evaluation.footage import format_footage
+    run = {"seconds": 2.0, "faces_on": 9, "first_frame_s": 0.5, "peak_rss_mb": 300}
+    score = {"recall": 0.5, "precision": 1.0, "reference_faces": 4, "missed": [(11, 52), (21, 44)]}
+    row = {"clip": "c", "frames": 10, "detector_share": 0.1, "crops_per_face": 1.0,
+           "ours": {**run, "reference": score}, "dlib": {**run, "reference": {**score, "recall": 0.25}},
+           "mediapipe": run}
+    lines = format_footage([row], "").splitlines()
+    assert "| c | 4 | 0.50 / 0.25 / - | 1.00 / 1.00 / - | 11: 52, 21: 44 |" in lines
+    assert format_footage([{**row, "ours": run, "dlib": run}], "", "no reference").endswith(
+        "Recall not measured: no reference")

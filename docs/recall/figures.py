@@ -12,7 +12,7 @@ import argparse
 import cv2
 import numpy as np
 
-from tracker.evaluation.recall import MIN_WIDTH, STRONG, CenterFace, _inside, reference_faces
+from tracker.evaluation.recall import MIN_WIDTH, STRONG, CenterFace, inside_box, reference_faces
 from tracker.io.landmark_csv import read_landmark_csv
 from tracker.io.sources import open_source
 
@@ -30,11 +30,11 @@ def counted_wrong_and_missed(csv_path, reference):
     for frame, boxes in sorted(reference.items()):
         rows = by_frame.get(frame, [])
         for row in rows:
-            if not any(_inside(row.points.mean(axis=0), box) for box in boxes):
+            if not any(inside_box(row.points.mean(axis=0), box) for box in boxes):
                 lo, hi = row.points.min(axis=0), row.points.max(axis=0)
                 wrong.append((frame, np.r_[lo, hi], f"{frame}/{row.face_id} c{row.confidence:.2f}"))
         for box in boxes[(boxes[:, 4] >= STRONG) & (boxes[:, 2] - boxes[:, 0] >= MIN_WIDTH)]:
-            if not any(_inside(row.points.mean(axis=0), box) for row in rows):
+            if not any(inside_box(row.points.mean(axis=0), box) for row in rows):
                 missed.append((frame, box[:4], f"{frame} s{box[4]:.2f}"))
     return wrong[:MOST], missed[:MOST]
 

@@ -127,10 +127,10 @@ def _bench_footage(args, config) -> int:
     if args.footage and not Path(args.footage).is_dir():
         raise UsageError(f"--footage: {args.footage}: no such folder")
     peers = Path(args.peers) if args.peers else SHARED / "peers"
-    python, skipped = mediapipe_python(peers)
-    reference, reference_skipped = _reference_detector(args.reference, peers)
     if args.reference_every < 1:
         raise UsageError(f"--reference-every: expected 1 or more, got {args.reference_every}")
+    python, skipped = mediapipe_python(peers)
+    reference, reference_skipped = _reference_detector(args.reference, peers)
     tracker = Tracker(args.model, args.device, config=config)
     rows = []
     for name, clip in footage(Path(args.footage) if args.footage else None):

@@ -132,14 +132,14 @@ def score_csv(csv_path, reference: dict[int, np.ndarray]) -> RecallScore:
         ours = centroids.get(frame, [])
         for box in rows[(rows[:, 4] >= STRONG) & (rows[:, 2] - rows[:, 0] >= MIN_WIDTH)]:
             score.reference_faces += 1
-            if any(_inside(point, box) for point in ours):
+            if any(inside_box(point, box) for point in ours):
                 score.found += 1
             else:
                 score.missed.append((frame, round(float(box[2] - box[0]))))
         score.our_faces += len(ours)
-        score.right += sum(any(_inside(point, box) for box in rows) for point in ours)
+        score.right += sum(any(inside_box(point, box) for box in rows) for point in ours)
     return score
 
 
-def _inside(point: np.ndarray, box: np.ndarray) -> bool:
+def inside_box(point: np.ndarray, box: np.ndarray) -> bool:
     return bool(box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3])

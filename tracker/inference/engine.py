@@ -7,7 +7,9 @@ faces go through the classifier in one call (:mod:`tracker.inference.classificat
 track is lost when its confidence (the calibrated probability that the estimate is right,
 :mod:`tracker.distribution.confidence`) falls below ``lost_confidence``; the detector then
 scans that frame, as it does every ``redetect_every`` frames for faces that entered the view
-(:mod:`tracker.inference.scans`).
+(:mod:`tracker.inference.scans`). A detection the classifier is not sure of is followed
+*faintly* (``faint_faces``): by optical flow alone, the detector looking again every
+FAINT_CHECK frames.
 
 A frame marked as a cut (:mod:`tracker.inference.cuts`) starts a new shot: every track ends (nothing
 is followed across it, no batch spans it), and the detector scans the frame at the
@@ -220,7 +222,7 @@ class Engine:
         if boxes is None:
             boxes = self.scans.detect(frame, uncertain, self.frames_seen)
         if newcomers is not None:
-            boxes = list(boxes) + untracked(newcomers, [], boxes)
+            boxes = list(boxes) + untracked(newcomers, (), taken=boxes)
         self.tracks.forget(self.frames_seen, self.cfg.forget_after)
         boxes = untracked(boxes, tracked)[:max(0, self.cfg.max_faces - len(tracked))]
         found = found_again(boxes, uncertain)

@@ -91,19 +91,12 @@ class Scans:
         every = self.cfg.redetect_every
         return every > 0 and seen - self.last_scan >= every
 
-    def due_result(self, seen: int) -> np.ndarray | None:
-        """The boxes of the newcomer scan whose result is due on frame ``seen``, else None."""
+    def newcomers(self, frame: Frame, seen: int, track_boxes) -> np.ndarray | None:
+        """On a frame with faces followed: the boxes of the newcomer scan whose result is due
+        on it, else None, after starting the periodic scan when it is due (or skipping it when
+        nothing changed outside ``track_boxes``)."""
         if self._pending is not None and self._pending[1] == seen:
             return self._scan_result()
-        return None
-
-    def newcomers(self, frame: Frame, seen: int, track_boxes) -> np.ndarray | None:
-        """On a frame whose faces were all followed: the boxes of the newcomer scan whose result
-        is due on it, else None, after starting the periodic scan when it is due (or skipping
-        it when nothing changed outside ``track_boxes``)."""
-        boxes = self.due_result(seen)
-        if boxes is not None:
-            return boxes
         if self.due(seen) and self._pending is None:
             if self.quiet_since_scan(frame, track_boxes):
                 self.last_scan = seen
