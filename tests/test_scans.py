@@ -196,3 +196,11 @@ def test_a_face_that_comes_in_is_found_within_ten_frames():
     assert not any(right[:18])
     first = right.index(True)
     assert first <= 18 + 10 and all(right[first:])
+
+
+def test_with_more_faces_than_max_faces_the_largest_are_followed():
+    from tracker.inference.tracks import largest_first
+    boxes = [np.array([0, 0, 50, 50]), np.array([100, 0, 250, 150]), np.array([300, 0, 400, 100])]
+    assert largest_first(boxes, 3) == boxes                                     # room for all: as found
+    assert [b[2] - b[0] for b in largest_first(boxes, 2)] == [150, 100]
+    assert largest_first(boxes, 0) == []

@@ -144,7 +144,7 @@ class TrackingConfig:
     faint_faces: bool = True           # a detection the classifier is not sure of is followed by optical flow,
                                        # the detector looking again every 8 frames (false: written on its frame only)
     detect_passes: int = 2             # classifier passes on a fresh detection
-    max_faces: int = 8
+    max_faces: int = 16                # faces followed at most (the largest first when there are more)
     forget_after: int = 60             # frames a lost face's id is kept for, should it come back in place
     top_k: int = 50                    # classes averaged for the landmarks
     flip_average: bool = False         # test-time mirroring: the mirrored crop classified and the mirrored

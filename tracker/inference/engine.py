@@ -36,7 +36,7 @@ from tracker.geometry.flow import flowed
 from tracker.inference.classification import FollowedFaces
 from tracker.inference.landmarker import Classified, Landmarker
 from tracker.inference.scans import CutIdentities, Scans
-from tracker.inference.tracks import Track, Tracks, found_again, untracked
+from tracker.inference.tracks import Track, Tracks, found_again, largest_first, untracked
 from tracker.io.sources import Frame
 from tracker.results import FaceResult, FrameResult
 from tracker.timing import StageTimes, timed
@@ -224,7 +224,7 @@ class Engine:
         if newcomers is not None:
             boxes = list(boxes) + untracked(newcomers, (), taken=boxes)
         self.tracks.forget(self.frames_seen, self.cfg.forget_after)
-        boxes = untracked(boxes, tracked)[:max(0, self.cfg.max_faces - len(tracked))]
+        boxes = largest_first(untracked(boxes, tracked), max(0, self.cfg.max_faces - len(tracked)))
         found = found_again(boxes, uncertain)
         estimates = self._estimates(frame, boxes)
         # A face found again whose fresh estimate is no more convincing is occluded, not

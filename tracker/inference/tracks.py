@@ -157,6 +157,11 @@ def untracked(boxes: Sequence[np.ndarray], tracked: Sequence[FaceResult], taken=
     return [b for b in boxes if not any(iou(b, t) > SAME_FACE_IOU for t in taken)]
 
 
+def largest_first(boxes: list[np.ndarray], room: int) -> list[np.ndarray]:
+    """``boxes`` as they are when there is ``room`` for all, else the ``room`` largest (widest)."""
+    return boxes if len(boxes) <= room else sorted(boxes, key=lambda b: b[0] - b[2])[:room]
+
+
 def found_again(boxes: Sequence[np.ndarray], uncertain) -> dict[int, int]:
     """face_id -> index of the detection overlapping that uncertain face most (IoU > SAME_FACE_IOU);
     ``uncertain``: (track, face) pairs."""
