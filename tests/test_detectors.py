@@ -242,3 +242,11 @@ def test_fit_calibration_on_afw_improves_overlap():
     assert stats["mean_iou_after"] > stats["mean_iou_before"]
     assert cal.detector == "dlib" and cal.n_fit == stats["n_detected"]
     json.dumps(stats)
+
+
+def test_the_fallback_does_not_run_again_what_the_chain_ran():
+    if not blazeface_available():
+        pytest.skip("without BlazeFace's model file the fallback adds neither HOG nor Haar")
+    haar_only = [d.name for d in fallback_detectors("auto", chain=[HaarDetector()])]
+    assert "haar" not in haar_only
+    assert ("dlib" in haar_only) == dlib_available()

@@ -71,10 +71,12 @@ class Tracker:
             model = load_model(model, self.device, self.backend)
         self.model = model
         self.read_uncertainty = UncertaintyReader(model.templates, model.widths)
-        self.landmarker = Landmarker(model, _detectors(cfg.detector, cfg.upsample), self.device, top_k=cfg.top_k,
+        detectors = _detectors(cfg.detector, cfg.upsample)
+        self.landmarker = Landmarker(model, detectors, self.device, top_k=cfg.top_k,
                                      passes=cfg.detect_passes, flip_average=cfg.flip_average,
                                      keep_log_probs=self.config.temporal.enabled, regressors=cfg.regressors,
-                                     box_refinement=cfg.box_refinement, fallback=_detectors(cfg.fallback, fallback=True))
+                                     box_refinement=cfg.box_refinement,
+                                     fallback=_detectors(cfg.fallback, fallback=True, chain=detectors))
         self.landmarker.device_crops = _device_crops(cfg.device_crops, self.backend, self.device)
         self.batch_size = cfg.gpu_batch_size if self.on_gpu else cfg.batch_size   # frames per classifier call
         self.overlap = cfg.overlap != "off"          # the engine a batch ahead of the temporal stage (files)
@@ -211,8 +213,8 @@ def network_threads(setting: int, backend: str) -> int:
     return 1 if backend == "torch" else max(1, os.cpu_count() or 1)
 
 
-def _detectors(name: str, upsample: int = 0, fallback: bool = False) -> list:
+def _detectors(name: str, upsample: int = 0, fallback: bool = False, chain: list = ()) -> list:
     try:
-        return fallback_detectors(name) if fallback else detector_chain(name, upsample=upsample)
+        return fallback_detectors(name, chain) if fallback else detector_chain(name, upsample=upsample)
     except DetectorUnavailable as exc:
         raise FacetrackError(str(exc)) from None

@@ -23,7 +23,7 @@ class FaceResult:
     box: np.ndarray            # (4,) square box the crop was cut around
     classes: np.ndarray        # top-k class ids, most probable first
     probs: np.ndarray          # their probabilities (renormalised over the k)
-    detected: bool = False     # True on the frame a detector (re)started this face
+    detected: bool = False     # True on a frame a detector found this face ((re)started it, or saw it while held)
     log_probs: np.ndarray | None = None   # (K,) log-softmax over all classes (for the HMM, which drops it)
     held: bool = False         # confidence below the loss threshold; kept for the HMM to carry
     carried: bool = False      # not classified on this frame (tracking.classify_every): followed by optical flow

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tracker.cli.common import (
     EXIT_OK,
@@ -120,8 +121,6 @@ def _bench(argv: list[str], prog: str) -> int:
 
 def _bench_footage(args, config) -> int:
     """``--footage``: the footage table (:mod:`tracker.evaluation.footage`)."""
-    from pathlib import Path
-
     from tracker.api import Tracker
     from tracker.evaluation.footage import SHARED, bench_clip, footage, format_footage, mediapipe_python
     if args.footage and not Path(args.footage).is_dir():
@@ -149,8 +148,6 @@ def _bench_footage(args, config) -> int:
 def _reference_detector(option: str | None, peers):
     """The reference detector for recall (:class:`tracker.evaluation.recall.CenterFace`), or
     None and why not: ``option`` is its ONNX file, 'none', or None (the peers' setup script)."""
-    from pathlib import Path
-
     from tracker.evaluation.footage import centerface_file
     from tracker.evaluation.recall import CenterFace
     if option == "none":

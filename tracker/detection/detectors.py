@@ -158,6 +158,11 @@ def default_detector(name: str = "auto", upsample: int = 1) -> Detector:
     raise ValueError(f"unknown detector {name!r}; choose from {DETECTOR_NAMES + ('auto',)}")
 
 
+def _setting(detector: Detector) -> tuple:
+    """What makes two detectors find the same faces: the kind and its upsampling."""
+    return detector.name, getattr(detector, "upsample", None)
+
+
 def detector_chain(name: str = "auto", upsample: int = 1) -> list[Detector]:
     """Detectors to try in order, each when those before it found nothing: names joined by '+'
     ('blazeface+dlib'), or 'auto': BlazeFace where its model file is installed, else dlib's HOG
@@ -169,20 +174,23 @@ def detector_chain(name: str = "auto", upsample: int = 1) -> list[Detector]:
     return [default_detector(part, upsample=upsample) for part in name.split("+")]
 
 
-def fallback_detectors(name: str = "auto") -> list[Detector]:
-    """The last resort for still images when the chain finds nothing: 'auto' is, where each
-    loads, dlib's HOG and Haar (when BlazeFace leads the chain, so stills keep every detector)
-    and dlib's CNN; 'cnn' insists on the CNN; 'none' has none."""
+def fallback_detectors(name: str = "auto", chain: list[Detector] = ()) -> list[Detector]:
+    """The last resort for still images when the ``chain`` finds nothing: 'auto' is, where each
+    loads, dlib's HOG and Haar (where BlazeFace is installed, so that stills keep every
+    detector; not those the chain already runs the same way) and dlib's CNN; 'cnn' insists on
+    the CNN; 'none' has none."""
     if name == "none":
         return []
     if name == "auto":
-        chain = []
+        extra = []
         if blazeface_available():
-            chain = [DlibHogDetector(upsample=1), HaarDetector()] if dlib_available() else [HaarDetector()]
+            extra = [DlibHogDetector(upsample=1), HaarDetector()] if dlib_available() else [HaarDetector()]
+            ran = {_setting(d) for d in chain}
+            extra = [d for d in extra if _setting(d) not in ran]
         try:
-            return chain + [DlibCnnDetector()]
+            return extra + [DlibCnnDetector()]
         except DetectorUnavailable:
-            return chain
+            return extra
     if name == "cnn":
         return [DlibCnnDetector()]
     raise ValueError(f"unknown fallback detector {name!r}; choose from auto, cnn, none")

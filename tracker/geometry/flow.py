@@ -9,14 +9,14 @@ MAX_STEP = 0.15          # at most this change of scale, and of rotation (radian
 
 
 def flowed(before: np.ndarray, after: np.ndarray, points: np.ndarray) -> np.ndarray | None:
-    """``points`` (N, 2) of ``before`` moved into ``after``: each followed by pyramidal
+    """``points`` (N, 2) of the grey image ``before`` (:attr:`tracker.io.sources.Frame.gray`)
+    moved into the grey image ``after``: each followed by pyramidal
     Lucas-Kanade optical flow, then all moved together by the similarity transform (shift,
     rotation, scale) that best fits those followed, which keeps the flow's noise on single
     points out of the shape. None when the flow is not to be trusted: under FOLLOWED_SHARE of
     the points followed, or a step in scale or rotation over MAX_STEP."""
-    gray = [cv2.cvtColor(im, cv2.COLOR_BGR2GRAY) if im.ndim == 3 else im for im in (before, after)]
     start = np.ascontiguousarray(points, np.float32).reshape(-1, 1, 2)
-    moved, ok, _ = cv2.calcOpticalFlowPyrLK(gray[0], gray[1], start, None, winSize=(15, 15), maxLevel=2)
+    moved, ok, _ = cv2.calcOpticalFlowPyrLK(before, after, start, None, winSize=(15, 15), maxLevel=2)
     ok = ok.reshape(-1).astype(bool)
     if ok.sum() < max(3, FOLLOWED_SHARE * len(ok)):
         return None

@@ -173,12 +173,10 @@ class Engine:
         is kept only once the detector sees the face again), and every FAINT_CHECK frames, or
         where the flow loses it, put in doubt, so that the detector looks for it there
         (:meth:`_settle_doubts`)."""
-        carried = self._carry(track, chunk, j)
-        if carried is None:
+        face = self._carry(track, chunk, j)        # held, as the faint face's estimate is
+        if face is None:
             uncertain.append((track, track.face))
-            return
-        face = dataclasses.replace(carried, held=True)
-        if track.carried_for % FAINT_CHECK == 0:
+        elif track.carried_for % FAINT_CHECK == 0:
             uncertain.append((track, face))
         else:
             faces.append(face)
@@ -280,8 +278,8 @@ class Engine:
             self.tracks.lose(track)
             return
         face = dataclasses.replace(FaceResult.from_estimate(estimate, track.face_id), held=True)
-        track.box, track.landmarks, track.face, track.carried_for = face.box, face.landmarks, face, 0
-        track.last_frame = self.frames_seen
+        track.hold(face.box, self.frames_seen)
+        track.landmarks, track.face, track.carried_for = face.landmarks, face, 0
         held.append(face)
 
     def _start_tracks(self, frame: Frame, estimates: list, found: dict[int, int], dropped: set) -> list[FaceResult]:
